@@ -7,8 +7,15 @@ import sys
 
 from .errors import InputError
 from .ground_truth import FORMATS, NAMED_GROUND_TRUTHS
+from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
 from .scoring import CONVENTIONS
 from .vocabulary import BUILTIN_NAME_SETS, DEFAULT_NAME_SET
+
+
+def _tasks_dir() -> str:
+    from .lmms_plugin import tasks_dir
+
+    return str(tasks_dir())
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -48,6 +55,50 @@ def _score(args: argparse.Namespace) -> None:
         print(f"- prediction names that matched no class: {parsed.unmatched_names}")
 
 
+def _build_dataset(args: argparse.Namespace) -> None:
+    from .dataset_builder import build_dataset
+
+    report = build_dataset(
+        args.labels, args.out, images=args.images, equivalences=args.equivalences, skip_bad=args.skip_bad
+    )
+    print(f"wrote {report.rows} rows to {report.out_dir} (labels sha256 {report.labels_sha256[:16]})")
+    print(f"categories: {dict(sorted(report.categories.items()))}")
+    if args.images is not None:
+        print(
+            f"labelled images without an image file: {report.labelled_without_image}; "
+            f"image files without a label: {report.images_without_label}"
+        )
+    for problem in report.skipped:
+        print(f"skipped: {problem}")
+
+
+def _map(args: argparse.Namespace) -> None:
+    import json
+
+    from .mapping import map_answers
+    from .vocabulary import ClassVocabulary
+
+    if args.answers == "-":
+        answers = sys.stdin.read().splitlines()
+    else:
+        with open(args.answers, encoding="utf-8") as handle:
+            answers = handle.read().splitlines()
+    vocabulary = ClassVocabulary.load(args.names)
+    mapped = map_answers(answers, args.encoder, vocabulary, args.templates)
+    for answer in answers:
+        hit = mapped.get(answer)
+        print(
+            json.dumps(
+                {
+                    "answer": answer,
+                    "class_index": hit.class_index if hit else None,
+                    "class_name": vocabulary.names[hit.class_index] if hit else None,
+                    "similarity": round(hit.similarity, 6) if hit else None,
+                }
+            )
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagenet-regt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_options(score)
     score.add_argument("--format", choices=("markdown", "json"), default="markdown")
     score.set_defaults(run=_score)
+
+    build = commands.add_parser("build-dataset", help="join labels to your images into the dataset the tasks read")
+    build.add_argument("--labels", required=True, help="labels, as --gt of `score` takes them (e.g. real, regt=PATH)")
+    build.add_argument("--images", help="folder of ILSVRC2012_val_*.JPEG (omit for the labels-only dataset)")
+    build.add_argument("--out", required=True, help="output folder (parquet shards + README.md card)")
+    build.add_argument("--equivalences", default="default", help="for the category column: default, none or a file")
+    build.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
+    build.set_defaults(run=_build_dataset)
+
+    mapper = commands.add_parser("map", help="map free-text answers (one per line) to classes by text embedding")
+    mapper.add_argument("answers", nargs="?", default="-", help="file of answers, one per line (default: stdin)")
+    mapper.add_argument(
+        "--encoder", default=DEFAULT_ENCODER, help="sentence-transformers model or open_clip:MODEL[:TAG]"
+    )
+    mapper.add_argument("--templates", nargs="+", default=list(DEFAULT_TEMPLATES), help="class-name templates")
+    mapper.add_argument("--names", default=DEFAULT_NAME_SET, help="class name set")
+    mapper.set_defaults(run=_map)
+
+    where = commands.add_parser("tasks-dir", help="print the task folder (for lmms-eval --include_path)")
+    where.set_defaults(run=lambda args: print(_tasks_dir()))
     return parser
 
 

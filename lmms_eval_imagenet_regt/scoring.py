@@ -21,6 +21,8 @@ from .ground_truth import GroundTruth, ImageLabels
 from .vocabulary import NUM_CLASSES
 
 CATEGORIES = ("A", "S", "S+", "S-", "M", "M+", "M-", "N")
+#: The categories every image falls in exactly one of.
+LEAF_CATEGORIES = ("S+", "S-", "M+", "M-", "N")
 CONVENTIONS = ("regt", "real")
 Prediction = frozenset[int]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,28 @@ def shared_data() -> Path:
             pytest.fail(f"CI needs the shared test data at {SHARED_DATA}")
         pytest.skip(f"real test data not found at {SHARED_DATA} (set IMAGENET_REGT_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def eight_images(shared_data, tmp_path_factory) -> Path:
+    """A folder with the first 8 real validation images of the shared set (sorted by id)."""
+    folder = tmp_path_factory.mktemp("images")
+    for path in sorted((shared_data / "imagenet_val_1300" / "images").iterdir())[:8]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_dataset(eight_images, shared_data, tmp_path_factory) -> Path:
+    """The joined dataset (ReaL labels standing in for ReGT) of the 8 images, as the tasks read it."""
+    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
+
+    out = tmp_path_factory.mktemp("dataset")
+    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=eight_images)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Class-embedding caches in a per-session folder, so tests see cold and warm caches they made."""
+    monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path_factory.getbasetemp() / "embedding-cache"))

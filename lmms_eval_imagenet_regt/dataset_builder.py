@@ -1,0 +1,180 @@
+"""Building the dataset the tasks read: labels (any supported format) joined to the user's own images.
+
+ImageNet's terms forbid redistributing the pixels, so labels are published alone and each user joins them
+to their copy of the validation images. Output folder (loads with `datasets.load_dataset(folder)`):
+
+    README.md                               dataset card with the real counts and the labels' hash
+    data/validation-0000i-of-0000n.parquet  joined rows (with images) or the labels alone
+    labels/validation-00000-of-00001.parquet  the labels alone (written too when images are joined)
+
+Rows are written shard by shard, so the 50,000-image set never sits in memory. Images are stored as their
+original JPEG bytes (no re-encoding) after a decode check.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .equivalences import EquivalenceSet
+from .errors import InputError
+from .ground_truth import GroundTruth, load_ground_truth, normalize_image_id
+from .scoring import image_category
+from .vocabulary import wordnet_ids
+
+SPLIT = "validation"
+_IMAGE_FILE = re.compile(r"^ILSVRC2012_val_\d{8}\.jpe?g$", re.IGNORECASE)
+
+
+def features(with_images: bool):
+    """The dataset's `datasets.Features`; class labels use WordNet ids, the only unique class names."""
+    from datasets import ClassLabel, Features, Image, List, Value
+
+    classes = ClassLabel(names=list(wordnet_ids()))
+    columns = {
+        "image_id": Value("string"),
+        "imgt": classes,
+        "labels": List(classes),
+        "not_sure": Value("bool"),
+        "category": Value("string"),
+        "label_source": Value("string"),
+        "labels_sha256": Value("string"),
+    }
+    if with_images:
+        columns["image"] = Image()
+    return Features(columns)
+
+
+@dataclass
+class BuildReport:
+    out_dir: Path
+    rows: int
+    categories: dict[str, int]
+    labels_sha256: str
+    labelled_without_image: int = 0
+    images_without_label: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _image_files(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InputError(folder, "image folder does not exist")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if _IMAGE_FILE.match(path.name):
+            image_id = normalize_image_id(path.stem, path)
+            if image_id in files:
+                raise InputError(path, "duplicate image id in the image folder", value=image_id)
+            files[image_id] = path
+    if not files:
+        raise InputError(folder, "no ILSVRC2012_val_*.JPEG files in the image folder")
+    return files
+
+
+def _checked_bytes(path: Path) -> bytes:
+    from PIL import Image, UnidentifiedImageError
+
+    data = path.read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise InputError(path, f"image cannot be decoded: {error}") from None
+    return data
+
+
+def build_dataset(
+    labels: str,
+    out_dir: str | Path,
+    *,
+    images: str | Path | None = None,
+    equivalences: str = "default",
+    shard_size: int = 1000,
+    skip_bad: bool = False,
+) -> BuildReport:
+    """Write the labels dataset, and with `images` the joined dataset the tasks read."""
+    source = load_ground_truth(labels)
+    out_dir = Path(out_dir)
+    eq = EquivalenceSet.load(equivalences)
+    files = _image_files(Path(images)) if images is not None else None
+    ids = sorted(source.images) if files is None else sorted(set(source.images) & set(files))
+    if not ids:
+        raise InputError(images or labels, "no image has both a label and an image file")
+    # the dataset's own labels: its hash is what evaluation runs over the whole dataset record
+    truth = GroundTruth(source.name, {i: source[i] for i in ids}, skipped=source.skipped)
+    report = BuildReport(out_dir, 0, {}, truth.sha256)
+    if files is not None:
+        report.labelled_without_image = len(source) - len(ids)
+        report.images_without_label = len(set(files) - set(source.images))
+
+    def rows(with_images: bool) -> Iterator[dict]:
+        for image_id in ids:
+            record = truth[image_id]
+            row = {
+                "image_id": image_id,
+                "imgt": record.imgt,
+                "labels": sorted(record.labels),
+                "not_sure": record.not_sure,
+                "category": image_category(record, eq),
+                "label_source": truth.name,
+                "labels_sha256": truth.sha256,
+            }
+            if with_images:
+                try:
+                    row["image"] = {"bytes": _checked_bytes(files[image_id]), "path": files[image_id].name}
+                except InputError as error:
+                    if not skip_bad:
+                        raise
+                    report.skipped.append(str(error))
+                    continue
+            yield row
+
+    if files is not None:
+        report.rows = _write_shards(rows(True), out_dir / "data", features(True), len(ids), shard_size)
+        _write_shards(rows(False), out_dir / "labels", features(False), len(ids), len(ids))
+    else:
+        report.rows = _write_shards(rows(False), out_dir / "data", features(False), len(ids), shard_size)
+    report.categories = dict(Counter(image_category(truth[i], eq) for i in ids))
+    from .dataset_card import write_card
+
+    write_card(out_dir, truth, report, eq, with_images=files is not None)
+    return report
+
+
+def _write_shards(rows: Iterator[dict], folder: Path, feats, total: int, shard_size: int) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob(f"{SPLIT}-*.parquet"):
+        old.unlink()
+    schema = feats.arrow_schema
+    count = (total + shard_size - 1) // shard_size
+    written, shard, batch = 0, 0, []
+
+    def flush() -> None:
+        nonlocal shard, batch
+        path = folder / f"{SPLIT}-{shard:05d}-of-{count:05d}.parquet"
+        pq.write_table(pa.Table.from_pylist(batch, schema=schema), path)
+        shard, batch = shard + 1, []
+
+    for row in rows:
+        batch.append(row)
+        written += 1
+        if len(batch) == shard_size:
+            flush()
+    if batch or written == 0:
+        flush()
+    return written
+
+
+def read_labels(folder: str | Path) -> GroundTruth:
+    """The labels of a built dataset folder (labels-only part when present)."""
+    folder = Path(folder)
+    from .ground_truth import read_regt_parquet
+
+    return read_regt_parquet(folder / "labels" if (folder / "labels").is_dir() else folder / "data")

@@ -1,0 +1,242 @@
+"""lmms-eval hooks: documents → prompts, answers → per-image records, records → the paper's metrics.
+
+Task YAMLs point here (`!function lmms_eval_imagenet_regt.lmms_hooks.NAME`), so the logic lives once in
+the package. Flow per task:
+
+1. `doc_to_messages` / `doc_to_text` build the prompt from the protocol settings in
+   `lmms_eval_specific_kwargs` (class list before the image, byte-identical across images).
+2. `AnswerFilter` (the task's filter, with the same settings) strips and parses each answer, per rank.
+3. `process_results` adds the image's ground truth to the parsed answer: one compact per-image record,
+   which also lands in the samples log, so runs can be re-scored without the model.
+4. On rank 0, each metric's aggregation (`aggregate_<metric>`) scores all records; the embedding mapping
+   of OW/CW+ answers and the scoring run once per task and are shared by all its metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections import OrderedDict
+from importlib import metadata
+from typing import Any
+
+from lmms_eval.api.filter import Filter
+
+from .equivalences import EquivalenceSet
+from .ground_truth import GroundTruth, ImageLabels, normalize_image_id
+from .mapping import map_answers
+from .options import sample_options
+from .protocol import ProtocolConfig, class_list_prompt, parse_answer, prompt_hash, question_prompt
+from .scoring import CATEGORIES, ScoreTable, score_predictions
+
+SUBSETS = tuple(c for c in CATEGORIES if c != "N")
+#: The metrics every task reports (accuracies are fractions in [0, 1]).
+COMMON_METRICS = (
+    ("imgt_A", "regt_A", "im_and_re_A")
+    + tuple(f"regt_{c}" for c in SUBSETS[1:])
+    + tuple(f"imgt_{c}" for c in SUBSETS[1:])
+    + ("imgt_N",)
+    + tuple(f"count_{c}" for c in CATEGORIES)
+    + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length", "run_info")
+)
+OOP_METRICS = tuple(f"oop_{c}" for c in SUBSETS)
+CW_FROM_CWPLUS_METRICS = ("cw_imgt_A", "cw_regt_A", "cw_im_and_re_A")
+METRICS = {
+    "ow": COMMON_METRICS,
+    "mc": COMMON_METRICS + OOP_METRICS,
+    "cw": COMMON_METRICS + OOP_METRICS,
+    "cwplus": COMMON_METRICS + OOP_METRICS + CW_FROM_CWPLUS_METRICS,
+}
+#: Protocol settings by hash, registered by each AnswerFilter so rank 0's aggregation can find them.
+_CONFIGS: dict[str, ProtocolConfig] = {}
+_TABLES: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+
+def _config_key(config: ProtocolConfig) -> str:
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _labels(doc: dict) -> ImageLabels:
+    """The ground truth carried by a row of the joined dataset."""
+    return ImageLabels(
+        image_id=normalize_image_id(doc["image_id"], "dataset row"),
+        imgt=int(doc["imgt"]),
+        labels=frozenset(int(c) for c in doc["labels"] or ()),
+        not_sure=bool(doc.get("not_sure", False)),
+    )
+
+
+def _options(doc: dict, config: ProtocolConfig) -> list[int]:
+    equivalences = EquivalenceSet.load()
+    return sample_options(_labels(doc), config.option_set, config.num_options, config.seed, equivalences)
+
+
+# --- prompts -----------------------------------------------------------------------------------------
+
+
+def doc_to_visual(doc: dict) -> list:
+    return [doc["image"].convert("RGB")]
+
+
+def _prompt_parts(doc: dict, lmms_eval_specific_kwargs: dict | None) -> tuple[str, str]:
+    config = ProtocolConfig.from_kwargs(lmms_eval_specific_kwargs)
+    prefix = class_list_prompt(config) if config.protocol in ("cw", "cwplus") else ""
+    names = config.vocabulary.names
+    options = [names[c] for c in _options(doc, config)] if config.protocol == "mc" else None
+    kwargs = lmms_eval_specific_kwargs or {}
+    question = kwargs.get("pre_prompt", "") + question_prompt(config, options) + kwargs.get("post_prompt", "")
+    return prefix, question
+
+
+def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    """Plain-text prompt for simple (non-chat) models, which place the image themselves."""
+    prefix, question = _prompt_parts(doc, lmms_eval_specific_kwargs)
+    return f"{prefix}\n{question}" if prefix else question
+
+
+def doc_to_messages(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list[dict]:
+    """Chat prompt: the shared class list first, then the image, then the per-image question."""
+    prefix, question = _prompt_parts(doc, lmms_eval_specific_kwargs)
+    content = [{"type": "text", "text": prefix}] if prefix else []
+    content += [{"type": "image", "url": doc["image"].convert("RGB")}, {"type": "text", "text": question}]
+    return [{"role": "user", "content": content}]
+
+
+# --- answers -----------------------------------------------------------------------------------------
+
+
+class AnswerFilter(Filter):
+    """Strips and parses each answer by the protocol's rule; one compact record per answer.
+
+    The record travels as a JSON string: lmms-eval strips filtered answers as text before `process_results`.
+    """
+
+    def __init__(self, **settings: Any) -> None:
+        self.config = ProtocolConfig.from_kwargs(settings)
+        self.key = _config_key(self.config)
+        _CONFIGS[self.key] = self.config
+
+    def apply(self, resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
+        return [[self._record(answer, doc) for answer in answers] for answers, doc in zip(resps, docs, strict=True)]
+
+    def _record(self, answer: str, doc: dict) -> str:
+        options = _options(doc, self.config) if self.config.protocol == "mc" else None
+        parsed = parse_answer(answer if isinstance(answer, str) else "", self.config, options)
+        record = {
+            "config": self.key,
+            "raw_answer": answer,
+            "answer": parsed.answer,
+            "classes": list(parsed.classes),
+            "out_of_prompt": parsed.out_of_prompt,
+            "needs_mapping": parsed.needs_mapping,
+        }
+        if options is not None:
+            record["options"] = options
+        return json.dumps(record)
+
+
+def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
+    """The per-image record (parsed answer + ground truth), under every metric name of the protocol."""
+    labels = _labels(doc)
+    record = {
+        "image_id": labels.image_id,
+        "imgt": labels.imgt,
+        "labels": sorted(labels.labels),
+        "not_sure": labels.not_sure,
+        **json.loads(results[0]),
+    }
+    return dict.fromkeys(METRICS[_CONFIGS[record["config"]].protocol], record)
+
+
+# --- metrics -----------------------------------------------------------------------------------------
+
+
+def score_records(records: list[dict]) -> dict[str, Any]:
+    """All metrics of one task from its per-image records (mapping OW/CW+ answers as needed)."""
+    config = _CONFIGS[records[0]["config"]]
+    to_map = [r["answer"] for r in records if r["needs_mapping"]]
+    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
+    truth = GroundTruth(
+        name="task dataset",
+        images={
+            r["image_id"]: ImageLabels(r["image_id"], r["imgt"], frozenset(r["labels"]), r["not_sure"]) for r in records
+        },
+    )
+    parsed = {r["image_id"]: r["classes"] for r in records}
+    final = {
+        r["image_id"]: [mapped[r["answer"]].class_index] if r["answer"] in mapped else r["classes"] for r in records
+    }
+    oop = {r["image_id"]: r["out_of_prompt"] for r in records} if config.protocol != "ow" else None
+    equivalences = EquivalenceSet.load()
+    table = score_predictions(final, truth, equivalences, out_of_prompt=oop)
+    values = _flatten(table)
+    values["unanswered"] = sum(not c for c in final.values()) / len(final)
+    values["answer_length"] = sum(len(r["answer"]) for r in records) / len(records)
+    if config.protocol == "cwplus":
+        closed = score_predictions(parsed, truth, equivalences).categories["A"]
+        values.update(cw_imgt_A=closed.imgt, cw_regt_A=closed.regt, cw_im_and_re_A=closed.both)
+    values["run_info"] = _run_info(config, truth, equivalences)
+    return values
+
+
+def _flatten(table: ScoreTable) -> dict[str, Any]:
+    values: dict[str, Any] = {"per_class_imgt": table.per_class_mean_imgt, "per_class_regt": table.per_class_mean_regt}
+    for name, score in table.categories.items():
+        values.update(
+            {
+                f"imgt_{name}": score.imgt,
+                f"regt_{name}": score.regt,
+                f"im_and_re_{name}": score.both,
+                f"oop_{name}": score.oop,
+                f"count_{name}": score.count,
+            }
+        )
+    return values
+
+
+def _run_info(config: ProtocolConfig, truth: GroundTruth, equivalences: EquivalenceSet) -> str:
+    import torch.distributed as dist
+
+    versions = {
+        package: metadata.version(package)
+        for package in ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
+    }
+    info = {
+        **config.to_dict(),
+        "prompt_hash": prompt_hash(config),
+        "names_fingerprint": config.vocabulary.fingerprint,
+        "labels_sha256": truth.sha256,
+        "equivalences": equivalences.source,
+        "equivalences_sha256": equivalences.sha256,
+        "world_size": dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1,
+        "python": platform.python_version(),
+        "versions": versions,
+    }
+    return json.dumps(info, sort_keys=True)
+
+
+def _cached_scores(records: list[dict]) -> dict[str, Any]:
+    """Score once per task: every metric's aggregation receives the same records."""
+    key = hashlib.sha256(json.dumps([[r["image_id"], r["config"], r["answer"]] for r in records]).encode()).hexdigest()
+    if key not in _TABLES:
+        _TABLES[key] = score_records(records)
+        while len(_TABLES) > 8:
+            _TABLES.popitem(last=False)
+    return _TABLES[key]
+
+
+def _aggregator(metric: str):
+    def aggregate(records: list[dict]) -> Any:
+        return _cached_scores(records)[metric]
+
+    aggregate.__name__ = f"aggregate_{metric}"
+    return aggregate
+
+
+def __getattr__(name: str):
+    """`aggregate_<metric>` for every metric of `METRICS` (YAML: `!function ...lmms_hooks.aggregate_regt_A`)."""
+    metric = name.removeprefix("aggregate_")
+    if name.startswith("aggregate_") and any(metric in metrics for metrics in METRICS.values()):
+        return _aggregator(metric)
+    raise AttributeError(name)
