@@ -56,10 +56,15 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _build_dataset(args: argparse.Namespace) -> None:
-    from .dataset_builder import build_dataset
+    from .dataset_builder import build_dataset, push_to_hub
 
     report = build_dataset(
-        args.labels, args.out, images=args.images, equivalences=args.equivalences, skip_bad=args.skip_bad
+        args.labels,
+        args.out,
+        images=args.images,
+        equivalences=args.equivalences,
+        subset=args.subset,
+        skip_bad=args.skip_bad,
     )
     print(f"wrote {report.rows} rows to {report.out_dir} (labels sha256 {report.labels_sha256[:16]})")
     print(f"categories: {dict(sorted(report.categories.items()))}")
@@ -70,6 +75,13 @@ def _build_dataset(args: argparse.Namespace) -> None:
         )
     for problem in report.skipped:
         print(f"skipped: {problem}")
+    if args.push_to_hub:
+        files = push_to_hub(args.out, args.push_to_hub, private=not args.public, dry_run=args.dry_run)
+        verb = "would upload" if args.dry_run else "uploaded"
+        visibility = "public" if args.public else "private"
+        print(f"{verb} to dataset repo {args.push_to_hub} ({visibility}):")
+        for line in files:
+            print(f"  {line}")
 
 
 def _map(args: argparse.Namespace) -> None:
@@ -114,7 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--images", help="folder of ILSVRC2012_val_*.JPEG (omit for the labels-only dataset)")
     build.add_argument("--out", required=True, help="output folder (parquet shards + README.md card)")
     build.add_argument("--equivalences", default="default", help="for the category column: default, none or a file")
-    build.add_argument("--skip-bad", action="store_true", help="skip undecodable images and list them")
+    build.add_argument("--subset", action="store_true", help="build only the labelled images present in --images")
+    build.add_argument("--skip-bad", action="store_true", help="skip missing or undecodable images and list them")
+    build.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this Hub dataset repo (private)")
+    build.add_argument("--public", action="store_true", help="with --push-to-hub: make the repo public")
+    build.add_argument("--dry-run", action="store_true", help="with --push-to-hub: list what would be uploaded")
     build.set_defaults(run=_build_dataset)
 
     mapper = commands.add_parser("map", help="map free-text answers (one per line) to classes by text embedding")

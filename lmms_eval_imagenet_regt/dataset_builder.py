@@ -97,19 +97,34 @@ def build_dataset(
     images: str | Path | None = None,
     equivalences: str = "default",
     shard_size: int = 1000,
+    subset: bool = False,
     skip_bad: bool = False,
 ) -> BuildReport:
-    """Write the labels dataset, and with `images` the joined dataset the tasks read."""
+    """Write the labels dataset, and with `images` the joined dataset the tasks read.
+
+    A labelled image with no file in `images` is an error (a partial copy of ImageNet would silently
+    change the score), unless `subset` builds only the images present, or `skip_bad` skips and reports.
+    Images without a label are left out and counted: ReGT covers only part of the validation set.
+    """
     source = load_ground_truth(labels)
     out_dir = Path(out_dir)
     eq = EquivalenceSet.load(equivalences)
     files = _image_files(Path(images)) if images is not None else None
     ids = sorted(source.images) if files is None else sorted(set(source.images) & set(files))
+    missing = [] if files is None else sorted(set(source.images) - set(files))
+    if missing and not (subset or skip_bad):
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise InputError(
+            images,
+            f"{len(missing)} labelled images have no file: {shown} (use --subset to build only the images present)",
+        )
     if not ids:
         raise InputError(images or labels, "no image has both a label and an image file")
     # the dataset's own labels: its hash is what evaluation runs over the whole dataset record
     truth = GroundTruth(source.name, {i: source[i] for i in ids}, skipped=source.skipped)
     report = BuildReport(out_dir, 0, {}, truth.sha256)
+    if skip_bad and not subset:
+        report.skipped += [f"{image_id}: no image file" for image_id in missing]
     if files is not None:
         report.labelled_without_image = len(source) - len(ids)
         report.images_without_label = len(set(files) - set(source.images))
@@ -178,3 +193,22 @@ def read_labels(folder: str | Path) -> GroundTruth:
     from .ground_truth import read_regt_parquet
 
     return read_regt_parquet(folder / "labels" if (folder / "labels").is_dir() else folder / "data")
+
+
+def push_to_hub(out_dir: str | Path, repo_id: str, *, private: bool = True, dry_run: bool = False) -> list[str]:
+    """Upload a built dataset folder to a Hub dataset repo (private by default: ImageNet's terms).
+
+    Returns the files that are (or, with `dry_run`, would be) uploaded, as `path (bytes)`.
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "README.md").is_file():
+        raise InputError(out_dir, "not a dataset folder written by build-dataset (no README.md)")
+    files = [f"{p.relative_to(out_dir)} ({p.stat().st_size} bytes)" for p in sorted(out_dir.rglob("*")) if p.is_file()]
+    if dry_run:
+        return files
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset")
+    return files

@@ -20,8 +20,6 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from lmms_eval.models.registry_v2 import ModelManifest
-
 from .errors import InputError
 
 #: Placeholders a task YAML may use as `dataset_path`, each replaced by its environment variable.
@@ -79,8 +77,14 @@ def register_tasks() -> None:
     TaskManager._get_config = _get_config
 
 
-def model_manifests() -> list[ModelManifest]:
-    """Entry point of group `lmms_eval.models`: our model classes (and, as a side effect, our tasks)."""
+def model_manifests() -> list:
+    """Entry point of group `lmms_eval.models`: our model classes (and, as a side effect, our tasks).
+
+    lmms-eval imports are local: importing this module must not import `lmms_eval.models`, whose
+    initialisation calls this very function.
+    """
+    from lmms_eval.models.registry_v2 import ModelManifest
+
     register_tasks()
     return [
         ModelManifest(

