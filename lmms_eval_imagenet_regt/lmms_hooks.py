@@ -5,9 +5,9 @@ the package. Flow per task:
 
 1. `doc_to_messages` / `doc_to_text` build the prompt from the protocol settings in
    `lmms_eval_specific_kwargs` (class list before the image, byte-identical across images).
-2. `AnswerFilter` (the task's filter, with the same settings) strips and parses each answer, per rank.
-3. `process_results` adds the image's ground truth to the parsed answer: one compact per-image record,
-   which also lands in the samples log, so runs can be re-scored without the model.
+2. `AnswerFilter` (the task's filter, with the same settings) tags each answer with those settings.
+3. `process_results` parses the answer against the image's prompt and adds the image's ground truth: one
+   compact per-image record, which also lands in the samples log, so runs can be re-scored later.
 4. On rank 0, each metric's aggregation (`aggregate_<metric>`) scores all records; the embedding mapping
    of OW/CW+ answers and the scoring run once per task and are shared by all its metrics.
 """
@@ -107,9 +107,12 @@ def doc_to_messages(doc: dict, lmms_eval_specific_kwargs: dict | None = None) ->
 
 
 class AnswerFilter(Filter):
-    """Strips and parses each answer by the protocol's rule; one compact record per answer.
+    """Tags each raw answer with the protocol settings it must be parsed by.
 
-    The record travels as a JSON string: lmms-eval strips filtered answers as text before `process_results`.
+    lmms-eval hands filters the answers without their documents (its `docs` argument is the whole
+    dataset, not aligned with the answers once requests are sharded or limited), so the parse itself
+    happens in `process_results`, which has the document. The tag travels as a JSON string because
+    lmms-eval strips filtered answers as text.
     """
 
     def __init__(self, **settings: Any) -> None:
@@ -117,43 +120,50 @@ class AnswerFilter(Filter):
         self.key = _config_key(self.config)
         _CONFIGS[self.key] = self.config
 
-    def apply(self, resps: list[list[str]], docs: list[dict]) -> list[list[str]]:
-        return [[self._record(answer, doc) for answer in answers] for answers, doc in zip(resps, docs, strict=True)]
-
-    def _record(self, answer: str, doc: dict) -> str:
-        options = _options(doc, self.config) if self.config.protocol == "mc" else None
-        parsed = parse_answer(answer if isinstance(answer, str) else "", self.config, options)
-        record = {
-            "config": self.key,
-            "raw_answer": answer,
-            "answer": parsed.answer,
-            "classes": list(parsed.classes),
-            "out_of_prompt": parsed.out_of_prompt,
-            "needs_mapping": parsed.needs_mapping,
-        }
-        if options is not None:
-            record["options"] = options
-        return json.dumps(record)
+    def apply(self, resps: list[list[str]], docs: object) -> list[list[str]]:
+        return [
+            [json.dumps({"config": self.key, "raw_answer": a if isinstance(a, str) else ""}) for a in answers]
+            for answers in resps
+        ]
 
 
 def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
-    """The per-image record (parsed answer + ground truth), under every metric name of the protocol."""
+    """Parse the answer against this image's prompt; one record (answer + ground truth) per image.
+
+    The same record goes under every metric name of the protocol; each aggregation reads what it needs.
+    """
+    tagged = json.loads(results[0])
+    config = _CONFIGS[tagged["config"]]
     labels = _labels(doc)
+    options = _options(doc, config) if config.protocol == "mc" else None
+    parsed = parse_answer(tagged["raw_answer"], config, options)
     record = {
         "image_id": labels.image_id,
         "imgt": labels.imgt,
         "labels": sorted(labels.labels),
         "not_sure": labels.not_sure,
-        **json.loads(results[0]),
+        "config": tagged["config"],
+        "raw_answer": tagged["raw_answer"],
+        "answer": parsed.answer,
+        "classes": list(parsed.classes),
+        "out_of_prompt": parsed.out_of_prompt,
+        "needs_mapping": parsed.needs_mapping,
     }
-    return dict.fromkeys(METRICS[_CONFIGS[record["config"]].protocol], record)
+    if options is not None:
+        record["options"] = options
+    return dict.fromkeys(METRICS[config.protocol], record)
 
 
 # --- metrics -----------------------------------------------------------------------------------------
 
 
 def score_records(records: list[dict]) -> dict[str, Any]:
-    """All metrics of one task from its per-image records (mapping OW/CW+ answers as needed)."""
+    """All metrics of one task from its per-image records (mapping OW/CW+ answers as needed).
+
+    Records are keyed by image id: several processes pad their shards with clones of requests, and a
+    clone must not count twice.
+    """
+    records = list({r["image_id"]: r for r in records}.values())
     config = _CONFIGS[records[0]["config"]]
     to_map = [r["answer"] for r in records if r["needs_mapping"]]
     mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}

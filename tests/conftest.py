@@ -48,3 +48,26 @@ def real_dataset(eight_images, shared_data, tmp_path_factory) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Class-embedding caches in a per-session folder, so tests see cold and warm caches they made."""
     monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path_factory.getbasetemp() / "embedding-cache"))
+
+
+@pytest.fixture(scope="session")
+def scripted_answers(real_dataset, tmp_path_factory) -> Path:
+    """Free-text answers for the 8 images: exact, paraphrased, out-of-list, empty and garbage."""
+    import json
+
+    from lmms_eval_imagenet_regt.dataset_builder import read_labels
+
+    answers = [
+        "Kayak",
+        "Answer: chow chow.",
+        "<think>It has six legs.</think>tiger beetle",
+        "",
+        "zxqv wrrrt",
+        "a railroad car",
+        "vending machine",
+        "giant panda bear",
+    ]
+    path = tmp_path_factory.mktemp("answers") / "free.jsonl"
+    ids = sorted(read_labels(real_dataset).images)
+    path.write_text("".join(json.dumps({"image_id": i, "answer": a}) + "\n" for i, a in zip(ids, answers, strict=True)))
+    return path

@@ -1,0 +1,89 @@
+"""Real model classes through the real lmms-eval CLI: a tiny random Qwen3-VL, and two processes."""
+
+import json
+
+import pytest
+
+from lmms_eval_imagenet_regt.lmms_hooks import METRICS
+from tests.lmms_run import metric, run_lmms_eval
+
+pytestmark = pytest.mark.slow
+
+TASKS = {
+    "imagenet_real_ow": "ow",
+    "imagenet_real_mc_imgt_random": "mc",
+    "imagenet_real_cw": "cw",
+    "imagenet_real_cwplus": "cwplus",
+}
+
+
+@pytest.fixture(scope="module")
+def tiny_qwen3_vl(tmp_path_factory):
+    from tests.tiny_models import build_tiny_qwen3_vl
+
+    return build_tiny_qwen3_vl(tmp_path_factory.mktemp("tiny-qwen3-vl"))
+
+
+def test_tiny_qwen3_vl_runs_every_protocol(tiny_qwen3_vl, real_dataset, tmp_path):
+    model_args = f"pretrained={tiny_qwen3_vl},device=cpu,device_map=cpu,max_pixels=50176,min_pixels=3136"
+    runs = run_lmms_eval(
+        ["--model", "qwen3_vl", "--model_args", model_args, "--tasks", ",".join(TASKS)],
+        tmp_path / "out",
+        {"IMAGENET_REAL_DATA": str(real_dataset)},
+    )
+    for task, protocol in TASKS.items():
+        run = runs[task]
+        names = {key.split(",")[0] for key in run["results"] if "," in key and "_stderr" not in key}
+        assert names == set(METRICS[protocol]), task
+        assert metric(run, "count_A") == 8
+        for name in ("imgt_A", "regt_A", "unanswered"):
+            assert 0.0 <= metric(run, name) <= 1.0, (task, name)
+        records = sorted((s["regt_A"] for s in run["samples"]), key=lambda r: r["image_id"])
+        assert [r["image_id"] for r in records][:2] == ["ILSVRC2012_val_00000347", "ILSVRC2012_val_00000355"]
+        assert len({r["image_id"] for r in records}) == 8
+        assert all(isinstance(r["raw_answer"], str) and r["labels"] for r in records)
+        info = json.loads(metric(run, "run_info"))
+        assert info["protocol"] == protocol and len(info["prompt_hash"]) == 16
+    # noise answers: CW+ maps every non-empty out-of-prompt answer, so it is never below CW
+    cwplus = runs["imagenet_real_cwplus"]
+    assert metric(cwplus, "regt_A") >= metric(cwplus, "cw_regt_A")
+
+
+def test_two_processes_give_the_same_metrics_and_records(real_dataset, tmp_path, scripted_answers):
+    """7 images over 2 ranks: lmms-eval pads the short shard with a clone, which must not count twice."""
+    args = [
+        "--model",
+        "imagenet_regt_replay",
+        "--model_args",
+        f"answers={scripted_answers}",
+        "--tasks",
+        "imagenet_real_cwplus,imagenet_real_mc_imgt_random",
+        "--limit",
+        "7",
+    ]
+    env = {"IMAGENET_REAL_DATA": str(real_dataset)}
+    single = run_lmms_eval(args, tmp_path / "one", env)
+    launcher = [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+    ]
+    double = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=launcher)
+    for task in ("imagenet_real_cwplus", "imagenet_real_mc_imgt_random"):
+        one, two = single[task], double[task]
+        for name in METRICS["cwplus" if "cwplus" in task else "mc"]:
+            if name != "run_info":
+                assert metric(one, name) == metric(two, name), (task, name)
+        assert json.loads(metric(two, "run_info"))["world_size"] == 2
+        records_one = {s["regt_A"]["image_id"]: s["regt_A"] for s in one["samples"]}
+        records_two = {s["regt_A"]["image_id"]: s["regt_A"] for s in two["samples"]}
+        assert len(records_one) == 7 and records_one == records_two
