@@ -30,7 +30,9 @@ OW_EXAMPLES = ("golden retriever", "espresso maker", "red fox", "school bus")
 
 _REASONING = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _UNCLOSED_REASONING = re.compile(r"^.*</(think|thinking|reasoning)>", re.DOTALL | re.IGNORECASE)
-_CHAT_NOISE = re.compile(r"<\|[^|>]*\|>|</?s>|<end_of_turn>|<eos>")
+_CHAT_NOISE = re.compile(
+    r"<\|im_start\|>\s*(?:assistant|user|system)?|<start_of_turn>\s*(?:model)?|<\|[^|>]*\|>|</?s>|<end_of_turn>|<eos>"
+)
 _ANSWER_PREFIX = re.compile(r"^\s*(?:(?:final\s+)?answer|assistant|category|class|option)\s*[:：]\s*", re.IGNORECASE)
 #: "B", "(b)", "B)", "B. tench", "B: tench" — but not "A dog" (an article, not an option letter).
 _LETTER = re.compile(r"^\(?([A-Za-z])(?:[).:\]].*|\s*)$", re.DOTALL)

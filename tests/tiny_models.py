@@ -114,3 +114,9 @@ def build_tiny_qwen3_vl(out: Path) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(build_tiny_qwen3_vl(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen3-vl")))
