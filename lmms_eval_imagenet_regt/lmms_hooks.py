@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 from collections import OrderedDict
 from importlib import metadata
 from typing import Any
@@ -38,7 +37,8 @@ COMMON_METRICS = (
     + tuple(f"imgt_{c}" for c in SUBSETS[1:])
     + ("imgt_N",)
     + tuple(f"count_{c}" for c in CATEGORIES)
-    + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length", "run_info")
+    + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length")
+    + ("prompt_hash", "labels_hash", "world_size", "versions")
 )
 OOP_METRICS = tuple(f"oop_{c}" for c in SUBSETS)
 CW_FROM_CWPLUS_METRICS = ("cw_imgt_A", "cw_regt_A", "cw_im_and_re_A")
@@ -186,7 +186,7 @@ def score_records(records: list[dict]) -> dict[str, Any]:
     if config.protocol == "cwplus":
         closed = score_predictions(parsed, truth, equivalences).categories["A"]
         values.update(cw_imgt_A=closed.imgt, cw_regt_A=closed.regt, cw_im_and_re_A=closed.both)
-    values["run_info"] = _run_info(config, truth, equivalences)
+    values.update(_provenance(config, truth))
     return values
 
 
@@ -205,25 +205,17 @@ def _flatten(table: ScoreTable) -> dict[str, Any]:
     return values
 
 
-def _run_info(config: ProtocolConfig, truth: GroundTruth, equivalences: EquivalenceSet) -> str:
+def _provenance(config: ProtocolConfig, truth: GroundTruth) -> dict[str, Any]:
+    """What the task config does not already record (it holds the protocol settings and batch size)."""
     import torch.distributed as dist
 
-    versions = {
-        package: metadata.version(package)
-        for package in ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
-    }
-    info = {
-        **config.to_dict(),
+    packages = ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
+    return {
         "prompt_hash": prompt_hash(config),
-        "names_fingerprint": config.vocabulary.fingerprint,
-        "labels_sha256": truth.sha256,
-        "equivalences": equivalences.source,
-        "equivalences_sha256": equivalences.sha256,
+        "labels_hash": truth.sha256,
         "world_size": dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1,
-        "python": platform.python_version(),
-        "versions": versions,
+        "versions": "; ".join(f"{p} {metadata.version(p)}" for p in packages),
     }
-    return json.dumps(info, sort_keys=True)
 
 
 def _cached_scores(records: list[dict]) -> dict[str, Any]:

@@ -107,10 +107,11 @@ def test_closed_world_plus_maps_out_of_prompt_answers_and_reports_plain_cw(scrip
     assert metric(run, "oop_A") == 5 / 8
     assert metric(run, "unanswered") == 1 / 8
     assert (metric(run, "cw_imgt_A"), metric(run, "cw_regt_A")) == (2 / 8, 3 / 8)
-    info = json.loads(metric(run, "run_info"))
-    assert info["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert info["names"] == "clean" and info["world_size"] == 1
-    assert info["labels_sha256"] == read_labels_sha(run)
+    assert metric(run, "world_size") == 1
+    assert metric(run, "labels_hash") == read_labels_sha(run)
+    assert "lmms-eval 0.7.3" in metric(run, "versions")
+    settings = run["config"]["lmms_eval_specific_kwargs"]["default"]
+    assert settings["encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and settings["names"] == "clean"
 
 
 def read_labels_sha(run):
