@@ -111,6 +111,77 @@ def _map(args: argparse.Namespace) -> None:
         )
 
 
+def _rescore(args: argparse.Namespace) -> None:
+    import dataclasses
+    import json
+
+    from .equivalences import EquivalenceSet
+    from .ground_truth import load_ground_truth
+    from .records import read_run, score_records
+
+    truth = load_ground_truth(args.gt) if args.gt else None
+    equivalences = EquivalenceSet.load(args.equivalences)
+    scores = {}
+    for path in args.samples:
+        task, records, config = read_run(path)
+        overrides = {"encoder": args.encoder, "templates": tuple(args.templates) if args.templates else None}
+        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
+        values = score_records(
+            records, config, ground_truth=truth, equivalences=equivalences, convention=args.convention
+        )
+        scores[f"{task} ({path})" if len(args.samples) > 1 else task] = values
+    if args.format == "json":
+        print(json.dumps(scores, indent=2))
+        return
+    columns = ("imgt_A", "regt_A", "regt_S", "regt_S+", "regt_S-", "regt_M", "regt_M+", "regt_M-", "im_and_re_A")
+    print("| run | images | " + " | ".join(columns) + " | oop_A |")
+    print("|" + "---|" * (len(columns) + 3))
+    for name, values in scores.items():
+        cells = ["–" if values.get(c) is None else f"{100 * values[c]:.2f}" for c in (*columns, "oop_A")]
+        print(f"| {name} | {values['count_A']} | " + " | ".join(cells) + " |")
+
+
+def _mc_repeats(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .repeats import run_repeats, to_markdown
+
+    summary = run_repeats(args.task, args.repeats, Path(args.out), args.lmms_eval_args, launcher=args.launcher)
+    print(to_markdown(summary))
+
+
+def _submit(args: argparse.Namespace) -> None:
+    from .submission import write_submissions
+
+    for path in write_submissions(args.results_dir, args.out, model_id=args.model_id, revision=args.revision):
+        print(f"wrote {path}")
+    print(f"wrote {args.out}/.eval_results/ (copy it into the model repo on the Hub)")
+
+
+def _validate(args: argparse.Namespace) -> None:
+    from .ground_truth import load_ground_truth
+    from .submission import validate_file
+
+    expected = args.labels_hash or (load_ground_truth(args.labels).sha256 if args.labels else None)
+    failed = 0
+    for path in args.submissions:
+        try:
+            validate_file(path, expected)
+            print(f"{path}: valid")
+        except InputError as error:
+            failed += 1
+            print(f"imagenet-regt: {error}", file=sys.stderr)
+    if failed:
+        raise SystemExit(1)
+
+
+def _leaderboard(args: argparse.Namespace) -> None:
+    from .leaderboard import write_leaderboard
+
+    for kind, path in write_leaderboard(args.submissions, args.out, with_reference=not args.no_reference).items():
+        print(f"{kind}: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagenet-regt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -142,6 +213,45 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument("--names", default=DEFAULT_NAME_SET, help="class name set")
     mapper.set_defaults(run=_map)
 
+    rescore = commands.add_parser("rescore", help="recompute a run's metrics from its samples file, no model")
+    rescore.add_argument("samples", nargs="+", help="lmms-eval <date>_samples_<task>.jsonl (results file beside it)")
+    rescore.add_argument("--gt", help="another ground truth (as for `score`); default: the labels of the run")
+    rescore.add_argument("--equivalences", default="default", help="default, none or a JSON file")
+    rescore.add_argument("--convention", choices=CONVENTIONS, default="regt")
+    rescore.add_argument("--encoder", help="another text encoder for OW/CW+ mapping")
+    rescore.add_argument("--templates", nargs="+", help="other class-name templates for the mapping")
+    rescore.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    rescore.set_defaults(run=_rescore)
+
+    repeats = commands.add_parser(
+        "mc-repeats", help="run an MC task R times with seeds 0..R-1 and report mean ± 95%% t-interval"
+    )
+    repeats.add_argument("task", help="a multiple-choice task, e.g. imagenet_regt_mc_imgt_random")
+    repeats.add_argument("--repeats", type=int, default=31, help="R (the paper: 31)")
+    repeats.add_argument("--out", required=True, help="folder for the seeded tasks, results and mc_repeats.json")
+    repeats.add_argument("--launcher", help='e.g. "accelerate launch --num_processes 8 -m" (default: python -m)')
+    repeats.add_argument("lmms_eval_args", nargs=argparse.REMAINDER, help="after --: arguments for lmms-eval")
+    repeats.set_defaults(run=_mc_repeats)
+
+    submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results folder")
+    submit.add_argument("results_dir", help="the --output_path of the run (newest results file is used)")
+    submit.add_argument("--out", default="submissions", help="output folder (default: submissions)")
+    submit.add_argument("--model-id", help="Hub model id (default: pretrained= / model= of the model args)")
+    submit.add_argument("--revision", help="model revision or commit (default: revision= of the model args)")
+    submit.set_defaults(run=_submit)
+
+    check = commands.add_parser("validate", help="check submission files; exit 1 if any is invalid")
+    check.add_argument("submissions", nargs="+")
+    check.add_argument("--labels-hash", help="the sha256 the submissions' labels must have")
+    check.add_argument("--labels", help="or: labels (as for `score --gt`) whose hash they must have")
+    check.set_defaults(run=_validate)
+
+    board = commands.add_parser("leaderboard", help="markdown, HTML and figures from submissions")
+    board.add_argument("submissions", nargs="+")
+    board.add_argument("--out", required=True)
+    board.add_argument("--no-reference", action="store_true", help="leave out the paper's published rows")
+    board.set_defaults(run=_leaderboard)
+
     where = commands.add_parser("tasks-dir", help="print the task folder (for lmms-eval --include_path)")
     where.set_defaults(run=lambda args: print(_tasks_dir()))
     return parser
@@ -149,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if getattr(args, "lmms_eval_args", None) and args.lmms_eval_args[0] == "--":
+        args.lmms_eval_args = args.lmms_eval_args[1:]
     try:
         args.run(args)
     except (InputError, FileNotFoundError) as error:

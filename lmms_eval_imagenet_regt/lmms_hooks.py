@@ -17,37 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from importlib import metadata
 from typing import Any
 
 from lmms_eval.api.filter import Filter
 
 from .equivalences import EquivalenceSet
-from .ground_truth import GroundTruth, ImageLabels, normalize_image_id
-from .mapping import map_answers
+from .ground_truth import ImageLabels, normalize_image_id
 from .options import sample_options
-from .protocol import ProtocolConfig, class_list_prompt, parse_answer, prompt_hash, question_prompt
-from .scoring import CATEGORIES, ScoreTable, score_predictions
+from .protocol import ProtocolConfig, class_list_prompt, question_prompt
+from .records import METRICS, make_record, score_records
 
-SUBSETS = tuple(c for c in CATEGORIES if c != "N")
-#: The metrics every task reports (accuracies are fractions in [0, 1]).
-COMMON_METRICS = (
-    ("imgt_A", "regt_A", "im_and_re_A")
-    + tuple(f"regt_{c}" for c in SUBSETS[1:])
-    + tuple(f"imgt_{c}" for c in SUBSETS[1:])
-    + ("imgt_N",)
-    + tuple(f"count_{c}" for c in CATEGORIES)
-    + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length")
-    + ("prompt_hash", "labels_hash", "world_size", "versions")
-)
-OOP_METRICS = tuple(f"oop_{c}" for c in SUBSETS)
-CW_FROM_CWPLUS_METRICS = ("cw_imgt_A", "cw_regt_A", "cw_im_and_re_A")
-METRICS = {
-    "ow": COMMON_METRICS,
-    "mc": COMMON_METRICS + OOP_METRICS,
-    "cw": COMMON_METRICS + OOP_METRICS,
-    "cwplus": COMMON_METRICS + OOP_METRICS + CW_FROM_CWPLUS_METRICS,
-}
 #: Protocol settings by hash, registered by each AnswerFilter so rank 0's aggregation can find them.
 _CONFIGS: dict[str, ProtocolConfig] = {}
 _TABLES: OrderedDict[str, dict[str, Any]] = OrderedDict()
@@ -134,95 +113,26 @@ def process_results(doc: dict, results: list[str]) -> dict[str, dict]:
     """
     tagged = json.loads(results[0])
     config = _CONFIGS[tagged["config"]]
-    labels = _labels(doc)
     options = _options(doc, config) if config.protocol == "mc" else None
-    parsed = parse_answer(tagged["raw_answer"], config, options)
-    record = {
-        "image_id": labels.image_id,
-        "imgt": labels.imgt,
-        "labels": sorted(labels.labels),
-        "not_sure": labels.not_sure,
-        "config": tagged["config"],
-        "raw_answer": tagged["raw_answer"],
-        "answer": parsed.answer,
-        "classes": list(parsed.classes),
-        "out_of_prompt": parsed.out_of_prompt,
-        "needs_mapping": parsed.needs_mapping,
-    }
-    if options is not None:
-        record["options"] = options
+    record = make_record(_labels(doc), tagged["raw_answer"], config, tagged["config"], options)
     return dict.fromkeys(METRICS[config.protocol], record)
 
 
 # --- metrics -----------------------------------------------------------------------------------------
 
 
-def score_records(records: list[dict]) -> dict[str, Any]:
-    """All metrics of one task from its per-image records (mapping OW/CW+ answers as needed).
-
-    Records are keyed by image id: several processes pad their shards with clones of requests, and a
-    clone must not count twice.
-    """
-    records = list({r["image_id"]: r for r in records}.values())
-    config = _CONFIGS[records[0]["config"]]
-    to_map = [r["answer"] for r in records if r["needs_mapping"]]
-    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
-    truth = GroundTruth(
-        name="task dataset",
-        images={
-            r["image_id"]: ImageLabels(r["image_id"], r["imgt"], frozenset(r["labels"]), r["not_sure"]) for r in records
-        },
-    )
-    parsed = {r["image_id"]: r["classes"] for r in records}
-    final = {
-        r["image_id"]: [mapped[r["answer"]].class_index] if r["answer"] in mapped else r["classes"] for r in records
-    }
-    oop = {r["image_id"]: r["out_of_prompt"] for r in records} if config.protocol != "ow" else None
-    equivalences = EquivalenceSet.load()
-    table = score_predictions(final, truth, equivalences, out_of_prompt=oop)
-    values = _flatten(table)
-    values["unanswered"] = sum(not c for c in final.values()) / len(final)
-    values["answer_length"] = sum(len(r["answer"]) for r in records) / len(records)
-    if config.protocol == "cwplus":
-        closed = score_predictions(parsed, truth, equivalences).categories["A"]
-        values.update(cw_imgt_A=closed.imgt, cw_regt_A=closed.regt, cw_im_and_re_A=closed.both)
-    values.update(_provenance(config, truth))
-    return values
-
-
-def _flatten(table: ScoreTable) -> dict[str, Any]:
-    values: dict[str, Any] = {"per_class_imgt": table.per_class_mean_imgt, "per_class_regt": table.per_class_mean_regt}
-    for name, score in table.categories.items():
-        values.update(
-            {
-                f"imgt_{name}": score.imgt,
-                f"regt_{name}": score.regt,
-                f"im_and_re_{name}": score.both,
-                f"oop_{name}": score.oop,
-                f"count_{name}": score.count,
-            }
-        )
-    return values
-
-
-def _provenance(config: ProtocolConfig, truth: GroundTruth) -> dict[str, Any]:
-    """What the task config does not already record (it holds the protocol settings and batch size)."""
+def _world_size() -> int:
     import torch.distributed as dist
 
-    packages = ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
-    return {
-        "prompt_hash": prompt_hash(config),
-        "labels_hash": truth.sha256,
-        "world_size": dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1,
-        "versions": "; ".join(f"{p} {metadata.version(p)}" for p in packages),
-    }
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def _cached_scores(records: list[dict]) -> dict[str, Any]:
     """Score once per task: every metric's aggregation receives the same records."""
     key = hashlib.sha256(json.dumps([[r["image_id"], r["config"], r["answer"]] for r in records]).encode()).hexdigest()
     if key not in _TABLES:
-        _TABLES[key] = score_records(records)
+        config = _CONFIGS[records[0]["config"]]
+        _TABLES[key] = score_records(records, config, world_size=_world_size())
         while len(_TABLES) > 8:
             _TABLES.popitem(last=False)
     return _TABLES[key]

@@ -1,9 +1,8 @@
 """Real model classes through the real lmms-eval CLI: a tiny random Qwen3-VL, and two processes."""
 
-
 import pytest
 
-from lmms_eval_imagenet_regt.lmms_hooks import METRICS
+from lmms_eval_imagenet_regt.records import METRICS
 from tests.lmms_run import metric, run_lmms_eval
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,210 @@
+"""The leaderboard: submissions beside the paper's published rows, as markdown, a sortable HTML page and
+two figures (ImGT → ReGT change per model, accuracy per label category), like the paper's Table 3 and
+Figure 3.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .submission import validate_file
+
+COLUMNS = ("imgt_A", "regt_A", "regt_S", "regt_S+", "regt_S-", "regt_M", "regt_M+", "regt_M-", "im_and_re_A")
+HEADERS = ("ImGT A", "ReGT A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
+CATEGORY_COLUMNS = ("regt_S+", "regt_S-", "regt_M+", "regt_M-")
+
+
+@dataclass(frozen=True)
+class Row:
+    model: str
+    task: str
+    #: accuracies in percent, in COLUMNS order (None when the category is empty)
+    values: tuple[float | None, ...]
+    reference: bool = False
+    labels_hash: str = ""
+
+    @property
+    def change(self) -> float | None:
+        imgt, regt = self.values[0], self.values[1]
+        return None if imgt is None or regt is None else regt - imgt
+
+
+def reference_rows() -> list[Row]:
+    data = json.loads(resources.files(__package__).joinpath("data/paper_table3.json").read_text())
+    return [Row(model, task, tuple(values), reference=True) for model, task, values in data["rows"]]
+
+
+def submission_rows(paths: list[str | Path]) -> list[Row]:
+    rows = []
+    for path in paths:
+        submission = validate_file(path)
+        metrics = submission["metrics"]
+        values = tuple(None if metrics.get(c) is None else round(100 * metrics[c], 2) for c in COLUMNS)
+        rows.append(
+            Row(submission["model"]["id"], submission["task"], values, labels_hash=submission["labels"]["hash"])
+        )
+    return rows
+
+
+def ranks(rows: list[Row]) -> list[list[int | None]]:
+    """Per row and column, the 1-based rank (higher accuracy ranks first; ties share a rank)."""
+    table: list[list[int | None]] = [[None] * (len(COLUMNS) + 1) for _ in rows]
+    for column in range(len(COLUMNS) + 1):
+        values = [row.change if column == len(COLUMNS) else row.values[column] for row in rows]
+        for index, value in enumerate(values):
+            if value is not None:
+                table[index][column] = 1 + sum(other is not None and other > value for other in values)
+    return table
+
+
+def _cell(value: float | None, rank: int | None) -> str:
+    return "–" if value is None else f"{value:.2f} ({rank})"
+
+
+def to_markdown(rows: list[Row]) -> str:
+    header = ["model", "task", *HEADERS, "ReGT − ImGT"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row, rank in zip(rows, ranks(rows), strict=True):
+        name = f"{row.model} †" if row.reference else f"**{row.model}**"
+        cells = [_cell(v, r) for v, r in zip(row.values, rank, strict=False)]
+        change = "–" if row.change is None else f"{row.change:+.2f} ({rank[-1]})"
+        lines.append("| " + " | ".join([name, row.task, *cells, change]) + " |")
+    lines += [
+        "",
+        "Accuracy in %, rank in parentheses. † the paper's published rows (Kisel et al. 2026, Table 3; "
+        "31,250 images of 625 classes), for comparison only: rows evaluated on other images or labels are "
+        "not directly comparable.",
+    ]
+    return "\n".join(lines)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ImageNet ReGT leaderboard</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 14px; }}
+th, td {{ padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+th {{ cursor: pointer; background: #f3f3f3; position: sticky; top: 0; user-select: none; }}
+th.sorted-desc::after {{ content: " ▼"; }} th.sorted-asc::after {{ content: " ▲"; }}
+td:first-child, td:nth-child(2), th:first-child, th:nth-child(2) {{ text-align: left; }}
+tr.reference {{ color: #777; font-style: italic; }}
+tr.submission td:first-child {{ font-weight: bold; }}
+.rank {{ color: #999; font-size: 11px; }}
+</style></head><body>
+<h1>ImageNet-1k with ReGT labels: leaderboard</h1>
+<p>Accuracy in %, rank in small print. Click a column to sort. Rows in grey italics (†) are the paper's
+published results (Kisel et al. 2026, Table 3; 31,250 images of 625 classes), shown for comparison.</p>
+<table id="leaderboard"><thead><tr>{headers}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<script>
+document.querySelectorAll("#leaderboard th").forEach(function (th, column) {{
+  th.addEventListener("click", function () {{
+    var body = document.querySelector("#leaderboard tbody");
+    var descending = !th.classList.contains("sorted-desc");
+    document.querySelectorAll("#leaderboard th").forEach(function (h) {{ h.className = ""; }});
+    th.className = descending ? "sorted-desc" : "sorted-asc";
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {{
+      var x = a.cells[column].dataset.value, y = b.cells[column].dataset.value;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      if (isNaN(nx) || isNaN(ny)) {{ return descending ? y.localeCompare(x) : x.localeCompare(y); }}
+      return descending ? ny - nx : nx - ny;
+    }});
+    rows.forEach(function (row) {{ body.appendChild(row); }});
+  }});
+}});
+</script></body></html>
+"""
+
+
+def to_html(rows: list[Row]) -> str:
+    headers = "".join(f"<th>{html.escape(h)}</th>" for h in ("model", "task", *HEADERS, "ReGT − ImGT"))
+    body = []
+    for row, rank in zip(rows, ranks(rows), strict=True):
+        cells = [
+            f'<td data-value="{html.escape(row.model)}">{html.escape(row.model)}{" †" if row.reference else ""}</td>',
+            f'<td data-value="{html.escape(row.task)}">{html.escape(row.task)}</td>',
+        ]
+        for value, position in zip((*row.values, row.change), rank, strict=True):
+            text = "–" if value is None else f'{value:.2f} <span class="rank">{position}</span>'
+            cells.append(f'<td data-value="{"" if value is None else value}">{text}</td>')
+        kind = "reference" if row.reference else "submission"
+        body.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
+    return _PAGE.format(headers=headers, rows="\n".join(body))
+
+
+def _label(row: Row) -> str:
+    return f"{row.model} ({row.task}){' †' if row.reference else ''}"
+
+
+def plot_change(rows: list[Row], path: Path) -> None:
+    """ImGT → ReGT accuracy per model, one line each, sorted by ReGT (the paper's Figure 3)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = sorted((r for r in rows if r.change is not None), key=lambda r: r.values[1])
+    figure, axes = plt.subplots(figsize=(8, 1.2 + 0.4 * len(shown)))
+    for y, row in enumerate(shown):
+        color = "#999999" if row.reference else "#1f77b4"
+        axes.plot([row.values[0], row.values[1]], [y, y], color=color, linewidth=2)
+        axes.scatter([row.values[0]], [y], color="white", edgecolor=color, zorder=3, s=40)
+        axes.scatter([row.values[1]], [y], color=color, zorder=3, s=40)
+    axes.set_yticks(range(len(shown)), [_label(r) for r in shown], fontsize=8)
+    axes.set_xlabel("accuracy (%): open circle ImGT → filled circle ReGT")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(
+        path, dpi=120, metadata={"Title": "ImGT to ReGT", "Description": json.dumps([_label(r) for r in shown])}
+    )
+    plt.close(figure)
+
+
+def plot_categories(rows: list[Row], path: Path) -> None:
+    """ReGT accuracy per label category (S+, S−, M+, M−), one line per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    indices = [COLUMNS.index(c) for c in CATEGORY_COLUMNS]
+    shown = [r for r in rows if any(r.values[i] is not None for i in indices)]
+    figure, axes = plt.subplots(figsize=(8, 5))
+    for row in shown:
+        values = [row.values[i] for i in indices]
+        style = {"linestyle": "--", "alpha": 0.5} if row.reference else {"linewidth": 2.5}
+        axes.plot(range(4), [float("nan") if v is None else v for v in values], marker="o", label=_label(row), **style)
+    axes.set_xticks(range(4), ["S+", "S−", "M+", "M−"])
+    axes.set_ylabel("ReGT accuracy (%)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    figure.tight_layout()
+    figure.savefig(
+        path, dpi=120, metadata={"Title": "ReGT by category", "Description": json.dumps([_label(r) for r in shown])}
+    )
+    plt.close(figure)
+
+
+def write_leaderboard(submissions: list[str | Path], out: str | Path, with_reference: bool = True) -> dict[str, Path]:
+    """Validate the submissions and write leaderboard.md, leaderboard.html and the two figures."""
+    rows = submission_rows(submissions) + (reference_rows() if with_reference else [])
+    rows.sort(key=lambda r: -(r.values[1] or 0))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "markdown": out / "leaderboard.md",
+        "html": out / "leaderboard.html",
+        "change": out / "imgt_to_regt.png",
+        "categories": out / "accuracy_by_category.png",
+    }
+    paths["markdown"].write_text(to_markdown(rows) + "\n", encoding="utf-8")
+    paths["html"].write_text(to_html(rows), encoding="utf-8")
+    plot_change(rows, paths["change"])
+    plot_categories(rows, paths["categories"])
+    return paths
