@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     repeats.add_argument("--repeats", type=int, default=31, help="R (the paper: 31)")
     repeats.add_argument("--out", required=True, help="folder for the seeded tasks, results and mc_repeats.json")
     repeats.add_argument("--launcher", help='e.g. "accelerate launch --num_processes 8 -m" (default: python -m)')
-    repeats.add_argument("lmms_eval_args", nargs=argparse.REMAINDER, help="after --: arguments for lmms-eval")
+    repeats.epilog = "Arguments after a bare -- go to lmms-eval (model, model args, batch size, ...)."
+    repeats.set_defaults(lmms_eval_args=[])
     repeats.set_defaults(run=_mc_repeats)
 
     submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results folder")
@@ -258,9 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "lmms_eval_args", None) and args.lmms_eval_args[0] == "--":
-        args.lmms_eval_args = args.lmms_eval_args[1:]
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # everything after a bare `--` goes to lmms-eval untouched (mc-repeats)
+    passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if passthrough:
+        args.lmms_eval_args = passthrough
     try:
         args.run(args)
     except (InputError, FileNotFoundError) as error:

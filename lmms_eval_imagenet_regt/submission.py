@@ -72,6 +72,11 @@ def build_submissions(results_path: str | Path, model_id: str | None = None, rev
         if not _TASK.match(task):
             continue
         values = {key.split(",")[0]: value for key, value in results.items() if "," in key and "_stderr" not in key}
+        lacking = [m for m in ("labels_hash", "prompt_hash", "world_size", "versions", "count_A") if m not in values]
+        if lacking:
+            raise InputError(
+                results_path, f"task {task} lacks {', '.join(lacking)}: not written by this plugin version"
+            )
         config = data["configs"][task]
         settings = dict(config["lmms_eval_specific_kwargs"].get("default", config["lmms_eval_specific_kwargs"]))
         protocol = settings.pop("protocol")

@@ -71,3 +71,49 @@ def scripted_answers(real_dataset, tmp_path_factory) -> Path:
     ids = sorted(read_labels(real_dataset).images)
     path.write_text("".join(json.dumps({"image_id": i, "answer": a}) + "\n" for i, a in zip(ids, answers, strict=True)))
     return path
+
+
+@pytest.fixture(scope="session")
+def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
+    """lmms-eval runs of the replay model on the 8 images: CW, CW+, OW (free text) and MC (letters)."""
+    import json
+    import string
+
+    from lmms_eval_imagenet_regt import ClassVocabulary, EquivalenceSet
+    from lmms_eval_imagenet_regt.dataset_builder import read_labels
+    from lmms_eval_imagenet_regt.options import sample_options
+    from tests.lmms_run import run_lmms_eval
+
+    labels = read_labels(real_dataset)
+    names = ClassVocabulary.load().names
+    folder = tmp_path_factory.mktemp("scripted")
+    with open(folder / "mc.jsonl", "w") as handle:
+        for index, image_id in enumerate(sorted(labels.images)):
+            record = labels[image_id]
+            options = sample_options(record, "imgt_random", 4, 0, EquivalenceSet.load())
+            letter = string.ascii_uppercase[options.index(record.imgt)]
+            wrong = next(other for other in "ABCD" if other != letter)
+            answer = [
+                letter,
+                f"({letter.lower()})",
+                f"{letter}. {names[record.imgt]}",
+                f"Answer: {letter}",
+                wrong,
+                "I cannot tell",
+                names[record.imgt],
+                "",
+            ][index]
+            handle.write(json.dumps({"image_id": image_id, "answer": answer}) + "\n")
+    env = {"IMAGENET_REAL_DATA": str(real_dataset)}
+    replay = ["--model", "imagenet_regt_replay", "--model_args"]
+    free = run_lmms_eval(
+        [*replay, f"answers={scripted_answers}", "--tasks", "imagenet_real_cw,imagenet_real_cwplus,imagenet_real_ow"],
+        folder / "free-out",
+        env,
+    )
+    mc = run_lmms_eval(
+        [*replay, f"answers={folder / 'mc.jsonl'}", "--tasks", "imagenet_real_mc_imgt_random", "--batch_size", "4"],
+        folder / "mc-out",
+        env,
+    )
+    return {**free, **mc}

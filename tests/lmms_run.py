@@ -28,7 +28,13 @@ def run_lmms_eval(args: list[str], out: Path, env: dict[str, str], launcher: lis
     for task, metrics in data["results"].items():
         samples_file = next(results[-1].parent.glob(f"*_samples_{task}.jsonl"))
         samples = [json.loads(line) for line in samples_file.read_text().splitlines()]
-        runs[task] = {"results": metrics, "samples": samples, "config": data["configs"].get(task), "all": data}
+        runs[task] = {
+            "results": metrics,
+            "samples": samples,
+            "config": data["configs"].get(task),
+            "samples_path": samples_file,
+            "results_path": results[-1],
+        }
     return runs
 
 

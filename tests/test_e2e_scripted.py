@@ -1,90 +1,22 @@
 """End to end through the real lmms-eval CLI with scripted answers; metrics checked against hand counts.
 
+The answers (fixture `scripted_runs` in conftest.py), in image order: "Kayak" (exact up to case),
+"Answer: chow chow." (trailing period: out of prompt in CW, mapped in CW+/OW), "<think>…</think>tiger beetle"
+(reasoning stripped, then exact), "" (unanswered everywhere), "zxqv wrrrt" (garbage: out of prompt, maps to
+a wrong class), "a railroad car" (article: out of prompt in CW), "vending machine" (a ReaL label that is not
+the original), "giant panda bear" (paraphrase). MC: the right letter as "B", "(b)", "B. name", "Answer: B",
+then a wrong letter, "I cannot tell", the right option's name, and "".
+
 The 8 images (first 8 of the shared set), their original label and ReaL labels:
 0 kayak 472 [472]   1 Chow Chow 260 [260]   2 tiger beetle 300 [300]   3 bittern bird 133 [133]
 4 lifeboat 625 [625]   5 railroad car 705 [705]   6 ATM 480 [480, 582, 760, 886] (M+)   7 giant panda 388 [388]
 """
 
-import json
-import string
-
 import pytest
 
-from lmms_eval_imagenet_regt import ClassVocabulary, EquivalenceSet
-from lmms_eval_imagenet_regt.dataset_builder import read_labels
-from lmms_eval_imagenet_regt.options import sample_options
-from tests.lmms_run import metric, run_lmms_eval
+from tests.lmms_run import metric
 
 pytestmark = pytest.mark.slow
-
-FREE_TEXT = [
-    "Kayak",  # exact up to case
-    "Answer: chow chow.",  # trailing period: out of prompt in CW; CW+/OW map it to Chow Chow
-    "<think>It has six legs.</think>tiger beetle",  # reasoning stripped, then exact
-    "",  # empty: unanswered everywhere
-    "zxqv wrrrt",  # garbage: out of prompt, maps to some wrong class
-    "a railroad car",  # article: out of prompt in CW, mapped in CW+
-    "vending machine",  # exact name of a ReaL label that is not the original (ReGT right, ImGT wrong)
-    "giant panda bear",  # paraphrase: out of prompt, mapped
-]
-
-
-@pytest.fixture(scope="module")
-def scripted_runs(real_dataset, tmp_path_factory):
-    labels = read_labels(real_dataset)
-    ids = sorted(labels.images)
-    names = ClassVocabulary.load().names
-    answers = {}
-    for index, image_id in enumerate(ids):
-        answers[image_id] = {"free": FREE_TEXT[index]}
-    # multiple choice: the letter of the original label, written in several ways, then wrong and odd answers
-    for index, image_id in enumerate(ids):
-        options = sample_options(labels[image_id], "imgt_random", 4, 0, EquivalenceSet.load())
-        letter = string.ascii_uppercase[options.index(labels[image_id].imgt)]
-        wrong = next(letter_ for letter_ in "ABCD" if letter_ != letter)
-        answers[image_id]["mc"] = [
-            letter,
-            f"({letter.lower()})",
-            f"{letter}. {names[labels[image_id].imgt]}",
-            f"Answer: {letter}",
-            wrong,
-            "I cannot tell",
-            names[labels[image_id].imgt],
-            "",
-        ][index]
-    folder = tmp_path_factory.mktemp("scripted")
-    for kind in ("free", "mc"):
-        with open(folder / f"{kind}.jsonl", "w") as handle:
-            for image_id, row in answers.items():
-                handle.write(json.dumps({"image_id": image_id, "answer": row[kind]}) + "\n")
-    env = {"IMAGENET_REAL_DATA": str(real_dataset)}
-    free = run_lmms_eval(
-        [
-            "--model",
-            "imagenet_regt_replay",
-            "--model_args",
-            f"answers={folder / 'free.jsonl'}",
-            "--tasks",
-            "imagenet_real_cw,imagenet_real_cwplus,imagenet_real_ow",
-        ],
-        folder / "free-out",
-        env,
-    )
-    mc = run_lmms_eval(
-        [
-            "--model",
-            "imagenet_regt_replay",
-            "--model_args",
-            f"answers={folder / 'mc.jsonl'}",
-            "--tasks",
-            "imagenet_real_mc_imgt_random",
-            "--batch_size",
-            "4",
-        ],
-        folder / "mc-out",
-        env,
-    )
-    return {**free, **mc}
 
 
 def test_closed_world_counts_only_exact_names(scripted_runs):
