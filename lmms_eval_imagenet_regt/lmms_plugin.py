@@ -86,9 +86,9 @@ def model_manifests() -> list:
     from lmms_eval.models.registry_v2 import ModelManifest
 
     register_tasks()
+    models = "lmms_eval_imagenet_regt.models"
     return [
-        ModelManifest(
-            model_id="imagenet_regt_replay",
-            simple_class_path="lmms_eval_imagenet_regt.replay_model.ReplayAnswers",
-        ),
+        ModelManifest(model_id="imagenet_regt_replay", simple_class_path=f"{models}.replay.ReplayAnswers"),
+        ModelManifest(model_id="openclip_zeroshot", simple_class_path=f"{models}.openclip_zeroshot.OpenClipZeroShot"),
+        ModelManifest(model_id="timm_classifier", simple_class_path=f"{models}.timm_classifier.TimmClassifier"),
     ]

@@ -6,7 +6,8 @@ disk, keyed by encoder, names and templates; answers are de-duplicated and encod
 
 Encoders: any sentence-transformers model (`sentence-transformers/all-MiniLM-L6-v2`, the default, as in
 Conti et al.; a local folder works too) or the text tower of an open_clip model
-(`open_clip:MODEL[:PRETRAINED]`, e.g. `open_clip:ViT-B-32:laion2b_s34b_b79k`).
+(`open_clip:MODEL[:PRETRAINED]`, e.g. `open_clip:ViT-B-32:laion2b_s34b_b79k`; MODEL may be a local model
+config `.json` and PRETRAINED a local checkpoint file).
 """
 
 from __future__ import annotations
@@ -57,12 +58,21 @@ class SentenceTransformerEncoder(TextEncoder):
 
 
 class OpenClipTextEncoder(TextEncoder):
+    """The text tower of an open_clip model; the whole model and its eval transform stay available, so the
+    zero-shot classifier embeds images with the same instance that built the class matrix."""
+
     def __init__(self, name: str):
         import open_clip
 
         self.name = name
         model_name, _, pretrained = name.removeprefix("open_clip:").partition(":")
-        self.model = open_clip.create_model(model_name, pretrained=pretrained or None, device=_device()).eval()
+        if model_name.endswith(".json"):  # a local model config: register it under its file stem
+            open_clip.add_model_config(model_name)
+            model_name = Path(model_name).stem
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+            model_name, pretrained=pretrained or None, device=_device()
+        )
+        self.model.eval()
         self.tokenizer = open_clip.get_tokenizer(model_name)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

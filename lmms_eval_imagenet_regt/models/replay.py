@@ -13,8 +13,8 @@ from accelerate import Accelerator
 from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 
-from .errors import InputError
-from .ground_truth import normalize_image_id
+from ..errors import InputError
+from ..ground_truth import normalize_image_id
 
 
 class ReplayAnswers(lmms):

@@ -1,0 +1,77 @@
+"""Shared base of the baseline classifiers: batches of images in, one class name per image out.
+
+The answer is the top class's name in the task's name set, so the closed-world tasks score these models
+unchanged (an out-of-prompt answer is impossible). Several processes work as for any lmms-eval model:
+each rank takes its shard on its own device.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from loguru import logger
+
+from ..ground_truth import normalize_image_id
+from ..vocabulary import DEFAULT_NAME_SET, ClassVocabulary
+
+
+class ImageClassifierModel(lmms):
+    is_simple = True
+
+    def __init__(
+        self,
+        names: str = DEFAULT_NAME_SET,
+        batch_size: int | str = 32,
+        top5_path: str | None = None,
+        device: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__()
+        accelerator = Accelerator()
+        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        self._device = torch.device(device) if device else accelerator.device
+        self.batch_size_per_gpu = int(batch_size)
+        self.vocabulary = ClassVocabulary.load(names)
+        # one file per process, so ranks never interleave their lines
+        suffix = f".rank{self._rank}" if self._world_size > 1 else ""
+        self.top5_path = Path(f"{top5_path}{suffix}") if top5_path else None
+        if kwargs:
+            logger.warning(f"{type(self).__name__}: ignoring unknown model arguments {sorted(kwargs)}")
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def logits(self, images: list) -> torch.Tensor:
+        """Batch of PIL images → (batch, 1000) class scores."""
+        raise NotImplementedError
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        answers: list[str] = []
+        for start in range(0, len(requests), self.batch_size_per_gpu):
+            docs = []
+            for request in requests[start : start + self.batch_size_per_gpu]:
+                _context, _gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+                doc = self.task_dict[task][split][doc_id]
+                docs.append((doc, doc_to_visual(doc)[0]))
+            with torch.inference_mode():
+                scores = self.logits([image for _, image in docs]).float()
+            top = scores.topk(5, dim=1)
+            answers += [self.vocabulary.names[int(row[0])] for row in top.indices]
+            if self.top5_path:
+                with open(self.top5_path, "a", encoding="utf-8") as handle:
+                    for (doc, _), indices, values in zip(docs, top.indices.tolist(), top.values.tolist(), strict=True):
+                        record = {"image_id": normalize_image_id(doc["image_id"]), "top5": indices, "scores": values}
+                        handle.write(json.dumps(record) + "\n")
+        return answers
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError("the ImageNet tasks only generate")
+
+    def generate_until_multi_round(self, requests):
+        raise NotImplementedError("the ImageNet tasks are single-round")

@@ -1,0 +1,48 @@
+"""`--model openclip_zeroshot`: any open_clip model as a zero-shot ImageNet classifier.
+
+Model arguments: `model` (open_clip architecture, e.g. ViT-SO400M-14-SigLIP-384), `pretrained` (a tag such
+as `webli`, or a local checkpoint file), `names` (must match the task's name set; default `clean`),
+`templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, or templates joined by `|`),
+`batch_size`, `top5_path` (append each image's top-5 classes and scores as JSONL).
+
+The class matrix is the one the text-embedding mapping builds (`mapping.class_matrix`, cached on disk),
+from the same model instance that then embeds the images: one matrix product per batch.
+"""
+
+from __future__ import annotations
+
+import torch
+from loguru import logger
+
+from ..mapping import class_matrix, get_encoder
+from .image_classifier import ImageClassifierModel
+
+
+def template_set(spec: str) -> tuple[str, ...]:
+    """`openai`, `simple`, or literal templates joined by `|` (model_args are comma-separated)."""
+    import open_clip
+
+    if spec in ("openai", "simple"):
+        lambdas = open_clip.OPENAI_IMAGENET_TEMPLATES if spec == "openai" else open_clip.SIMPLE_IMAGENET_TEMPLATES
+        return tuple(template("{}") for template in lambdas)
+    return tuple(spec.split("|"))
+
+
+class OpenClipZeroShot(ImageClassifierModel):
+    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, templates: str = "openai", **kwargs):
+        super().__init__(**kwargs)
+        self.encoder_name = f"open_clip:{model}:{pretrained}" if pretrained else f"open_clip:{model}"
+        self.templates = template_set(templates)
+        encoder = get_encoder(self.encoder_name)
+        self.model, self.preprocess = encoder.model.to(self.device), encoder.preprocess
+        matrix = class_matrix(self.encoder_name, self.vocabulary, self.templates)
+        self.classes = torch.from_numpy(matrix).to(self.device)
+        logger.info(
+            f"openclip_zeroshot: {self.encoder_name}, names {self.vocabulary.name_set}, {len(self.templates)} "
+            f"templates, preprocessing {self.preprocess}"
+        )
+
+    def logits(self, images: list) -> torch.Tensor:
+        pixels = torch.stack([self.preprocess(image) for image in images]).to(self.device)
+        features = self.model.encode_image(pixels, normalize=True).float()
+        return features @ self.classes.T

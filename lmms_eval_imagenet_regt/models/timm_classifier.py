@@ -1,0 +1,31 @@
+"""`--model timm_classifier`: any timm ImageNet-1k classifier, with the model's own preprocessing.
+
+Model arguments: `model` (timm name, e.g. `eva02_large_patch14_448.mim_m38m_ft_in22k_in1k`), `pretrained`
+(`true` to load the Hub weights, `false` for random ones), `checkpoint` (a local weights file instead),
+`names` (must match the task's name set; default `clean`), `batch_size`, `top5_path`.
+"""
+
+from __future__ import annotations
+
+import torch
+from loguru import logger
+
+from .image_classifier import ImageClassifierModel
+
+
+class TimmClassifier(ImageClassifierModel):
+    def __init__(self, model: str = "resnet50", pretrained: bool | str = True, checkpoint: str | None = None, **kwargs):
+        import timm
+        from timm.data import create_transform, resolve_data_config
+
+        super().__init__(**kwargs)
+        load = str(pretrained).lower() in ("1", "true", "yes") and not checkpoint
+        self.model = timm.create_model(model, pretrained=load, checkpoint_path=checkpoint or "", num_classes=1000)
+        self.model = self.model.to(self.device).eval()
+        self.transform = create_transform(**resolve_data_config({}, model=self.model))
+        logger.info(
+            f"timm_classifier: {model} (checkpoint {checkpoint or 'hub' if load else 'random'}), {self.transform}"
+        )
+
+    def logits(self, images: list) -> torch.Tensor:
+        return self.model(torch.stack([self.transform(image.convert("RGB")) for image in images]).to(self.device))

@@ -1,0 +1,116 @@
+"""Baseline classifiers as lmms-eval models, checked against a direct computation with open_clip / timm."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lmms_eval_imagenet_regt import ClassVocabulary
+from lmms_eval_imagenet_regt.dataset_builder import read_labels
+from lmms_eval_imagenet_regt.records import METRICS
+from tests.lmms_run import metric, run_lmms_eval
+
+pytestmark = pytest.mark.slow
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 64, "layers": 2, "width": 64, "head_width": 32, "patch_size": 16},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
+
+
+def _images(eight_images):
+    from PIL import Image
+
+    return [Image.open(path).convert("RGB") for path in sorted(eight_images.iterdir())]
+
+
+def test_openclip_zeroshot_equals_open_clips_own_zero_shot_classifier(real_dataset, eight_images, tmp_path):
+    import open_clip
+
+    config = tmp_path / "TinyZeroShot.json"
+    config.write_text(json.dumps(TINY_CLIP))
+    open_clip.add_model_config(config)
+    torch.manual_seed(0)
+    model, _, preprocess = open_clip.create_model_and_transforms("TinyZeroShot")
+    checkpoint = tmp_path / "tiny.pt"
+    torch.save(model.state_dict(), checkpoint)
+    top5 = tmp_path / "top5.jsonl"
+    runs = run_lmms_eval(
+        [
+            "--model",
+            "openclip_zeroshot",
+            "--tasks",
+            "imagenet_real_cw",
+            "--batch_size",
+            "3",
+            "--model_args",
+            f"model={config},pretrained={checkpoint},names=openai,templates=simple,top5_path={top5}",
+        ],
+        tmp_path / "out",
+        {"IMAGENET_REAL_DATA": str(real_dataset)},
+    )
+    # independent: open_clip's own zero-shot classifier on the same weights, names and templates
+    model.load_state_dict(torch.load(checkpoint))
+    model.eval()
+    with torch.no_grad():
+        classifier = open_clip.build_zero_shot_classifier(
+            model,
+            tokenizer=open_clip.get_tokenizer("TinyZeroShot"),
+            classnames=open_clip.IMAGENET_CLASSNAMES,
+            templates=open_clip.SIMPLE_IMAGENET_TEMPLATES,
+            num_classes_per_batch=100,
+            device="cpu",
+            use_tqdm=False,
+        )
+        pixels = torch.stack([preprocess(image) for image in _images(eight_images)])
+        logits = model.encode_image(pixels, normalize=True) @ classifier
+    expected = logits.topk(5, dim=1).indices.tolist()
+    ids = sorted(read_labels(real_dataset).images)
+    ours = {json.loads(line)["image_id"]: json.loads(line)["top5"] for line in top5.read_text().splitlines()}
+    assert [ours[i] for i in ids] == expected
+    run = runs["imagenet_real_cw"]
+    names = ClassVocabulary.load("openai").names
+    answers = {s["regt_A"]["image_id"]: s["regt_A"]["answer"] for s in run["samples"]}
+    assert [answers[i] for i in ids] == [names[row[0]] for row in expected]
+    assert metric(run, "oop_A") == 0.0  # the answer is always a class name of the prompt
+    assert set(METRICS["cw"]) <= {k.split(",")[0] for k in run["results"]}
+
+
+def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_path):
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    torch.manual_seed(0)
+    model = timm.create_model("test_vit", pretrained=False, num_classes=1000).eval()
+    checkpoint = tmp_path / "test_vit.pth"
+    torch.save(model.state_dict(), checkpoint)
+    runs = run_lmms_eval(
+        [
+            "--model",
+            "timm_classifier",
+            "--tasks",
+            "imagenet_real_cw,imagenet_real_cwplus",
+            "--batch_size",
+            "4",
+            "--model_args",
+            f"model=test_vit,pretrained=false,checkpoint={checkpoint}",
+        ],
+        tmp_path / "out",
+        {"IMAGENET_REAL_DATA": str(real_dataset)},
+    )
+    transform = create_transform(**resolve_data_config({}, model=model))
+    with torch.no_grad():
+        expected = model(torch.stack([transform(image) for image in _images(eight_images)])).argmax(1).tolist()
+    names = ClassVocabulary.load("clean").names
+    ids = sorted(read_labels(real_dataset).images)
+    for task in ("imagenet_real_cw", "imagenet_real_cwplus"):
+        records = {s["regt_A"]["image_id"]: s["regt_A"] for s in runs[task]["samples"]}
+        assert [records[i]["answer"] for i in ids] == [names[c] for c in expected]
+        assert [
+            records[i]["classes"][0] in (c, *ClassVocabulary.load().indices_for(names[c]))
+            for i, c in zip(ids, expected, strict=True)
+        ] == [True] * 8
+        truth = read_labels(real_dataset)
+        right = np.mean([c == truth[i].imgt for i, c in zip(ids, expected, strict=True)])
+        assert metric(runs[task], "imgt_A") == right
