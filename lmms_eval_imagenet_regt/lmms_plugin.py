@@ -91,4 +91,5 @@ def model_manifests() -> list:
         ModelManifest(model_id="imagenet_regt_replay", simple_class_path=f"{models}.replay.ReplayAnswers"),
         ModelManifest(model_id="openclip_zeroshot", simple_class_path=f"{models}.openclip_zeroshot.OpenClipZeroShot"),
         ModelManifest(model_id="timm_classifier", simple_class_path=f"{models}.timm_classifier.TimmClassifier"),
+        ModelManifest(model_id="paligemma2", simple_class_path=f"{models}.paligemma2.PaliGemma2"),
     ]

@@ -114,3 +114,28 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
         truth = read_labels(real_dataset)
         right = np.mean([c == truth[i].imgt for i, c in zip(ids, expected, strict=True)])
         assert metric(runs[task], "imgt_A") == right
+
+
+def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
+    from tests.tiny_models import build_tiny_paligemma2
+
+    checkpoint = build_tiny_paligemma2(tmp_path / "tiny-paligemma2")
+    runs = run_lmms_eval(
+        [
+            "--model",
+            "paligemma2",
+            "--tasks",
+            "imagenet_real_ow",
+            "--batch_size",
+            "4",
+            "--model_args",
+            f"pretrained={checkpoint},device=cpu",
+        ],
+        tmp_path / "out",
+        {"IMAGENET_REAL_DATA": str(real_dataset)},
+    )
+    run = runs["imagenet_real_ow"]
+    assert {k.split(",")[0] for k in run["results"] if "," in k and "_stderr" not in k} == set(METRICS["ow"])
+    assert metric(run, "count_A") == 8
+    records = [s["regt_A"] for s in run["samples"]]
+    assert len({r["image_id"] for r in records}) == 8 and all(isinstance(r["raw_answer"], str) for r in records)

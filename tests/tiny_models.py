@@ -120,3 +120,75 @@ if __name__ == "__main__":
     import sys
 
     print(build_tiny_qwen3_vl(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen3-vl")))
+
+
+def build_tiny_paligemma2(out: Path) -> Path:
+    """A PaliGemma 2 checkpoint (Gemma 2 language model, SigLIP vision tower), 64 wide, 2 layers."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (
+        Gemma2Config,
+        GemmaTokenizerFast,
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessor,
+        SiglipVisionConfig,
+    )
+
+    from lmms_eval_imagenet_regt import ClassVocabulary
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(list(ClassVocabulary.load().names) + ["answer en What is the main object?"] * 5, trainer)
+    tokenizer = GemmaTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_special_tokens={"image_token": "<image>"},
+    )
+    image_processor = SiglipImageProcessor(size={"height": 32, "width": 32})
+    image_processor.image_seq_length = 4  # (32 / 16) ** 2 patches
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    vocab = len(processor.tokenizer)
+    config = PaliGemmaConfig(
+        vision_config=SiglipVisionConfig(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=16,
+            projection_dim=64,
+        ).to_dict(),
+        text_config=Gemma2Config(
+            vocab_size=vocab,
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=32,
+            pad_token_id=0,
+            eos_token_id=1,
+            bos_token_id=2,
+        ).to_dict(),
+        image_token_id=processor.tokenizer.convert_tokens_to_ids("<image>"),
+        projection_dim=64,
+        hidden_size=64,
+    )
+    config.text_config.vocab_size = vocab
+    torch.manual_seed(0)
+    model = PaliGemmaForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = 1
+    model.generation_config.pad_token_id = 0
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

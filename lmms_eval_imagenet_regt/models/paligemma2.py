@@ -1,0 +1,76 @@
+"""`--model paligemma2`: PaliGemma 2 (transformers' PaliGemma classes), which lmms-eval 0.7.3 lacks.
+
+PaliGemma's prompt convention: the image tokens, BOS, a task prefix and the question, ending in a newline
+(the processor inserts image tokens and BOS). The mix checkpoints answer questions after `answer en `, the
+prefix used here. The paper runs PaliGemma 2 in open world only: the 1000-name closed-world prompt does
+not fit its context. Model arguments: `pretrained` (Hub id or local folder), `prefix` (default
+`answer en `), `dtype` (default `auto`), `batch_size`, `device`.
+"""
+
+from __future__ import annotations
+
+import torch
+from accelerate import Accelerator
+from lmms_eval.api.instance import Instance
+from lmms_eval.api.model import lmms
+from loguru import logger
+
+
+class PaliGemma2(lmms):
+    is_simple = True
+
+    def __init__(
+        self,
+        pretrained: str = "google/paligemma2-10b-mix-448",
+        prefix: str = "answer en ",
+        dtype: str = "auto",
+        batch_size: int | str = 1,
+        device: str | None = None,
+        **kwargs,
+    ) -> None:
+        from transformers import AutoProcessor, PaliGemmaForConditionalGeneration
+
+        super().__init__()
+        accelerator = Accelerator()
+        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
+        self._device = torch.device(device) if device else accelerator.device
+        self.batch_size_per_gpu = int(batch_size)
+        self.prefix = prefix
+        self.model = PaliGemmaForConditionalGeneration.from_pretrained(pretrained, dtype=dtype).to(self._device).eval()
+        self.processor = AutoProcessor.from_pretrained(pretrained)
+        self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
+        if kwargs:
+            logger.warning(f"paligemma2: ignoring unknown model arguments {sorted(kwargs)}")
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def generate_until(self, requests: list[Instance]) -> list[str]:
+        answers: list[str] = []
+        image_token = self.processor.image_token
+        for start in range(0, len(requests), self.batch_size_per_gpu):
+            chunk = requests[start : start + self.batch_size_per_gpu]
+            texts, images = [], []
+            for request in chunk:
+                context, _gen_kwargs, doc_to_visual, doc_id, task, split = request.args
+                images.append(doc_to_visual(self.task_dict[task][split][doc_id])[0])
+                texts.append(f"{image_token}{self.prefix}{context}\n")
+            gen_kwargs = chunk[0].args[1] or {}
+            inputs = self.processor(text=texts, images=images, return_tensors="pt", padding="longest")
+            inputs.pop("labels", None)
+            inputs = inputs.to(self._device)
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            with torch.inference_mode():
+                output = self.model.generate(
+                    **inputs, max_new_tokens=int(gen_kwargs.get("max_new_tokens", 32)), do_sample=False, num_beams=1
+                )
+            new_tokens = output[:, inputs["input_ids"].shape[1] :]
+            answers += [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+        return answers
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError("the ImageNet tasks only generate")
+
+    def generate_until_multi_round(self, requests):
+        raise NotImplementedError("the ImageNet tasks are single-round")
