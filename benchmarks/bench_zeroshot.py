@@ -3,8 +3,8 @@
     python benchmarks/bench_zeroshot.py [--model ViT-B-32] [--images 64] [--batch-size 32] [--device cpu]
 
 A real-size architecture with random weights (no download): both sides build the class matrix from the
-same model (7 "simple" templates) and embed the same real images in batches; the figure that matters is
-images/s after the class matrix exists. Run it on a GPU with `--device cuda`.
+same model (one template, to keep the text-tower work small on a CPU) and embed the same real images in
+batches; the timed figure is images/s once the class matrix exists. Run it on a GPU with `--device cuda`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def main() -> None:
     from lmms_eval_imagenet_regt.models.openclip_zeroshot import OpenClipZeroShot
 
     torch.manual_seed(0)
-    ours = OpenClipZeroShot(model=args.model, names="openai", templates="simple", device=args.device)
+    template = "a photo of a {}."
+    ours = OpenClipZeroShot(model=args.model, names="openai", templates=template, device=args.device)
     model, preprocess = ours.model, ours.preprocess
     classifier = open_clip.build_zero_shot_classifier(
         model,
@@ -54,18 +55,25 @@ def main() -> None:
         pixels = torch.stack([preprocess(image) for image in batch]).to(args.device)
         return model.encode_image(pixels, normalize=True) @ classifier
 
+    logits = {}
     for label, classify in (("open_clip zero-shot loop", theirs), ("openclip_zeroshot plugin", ours.logits)):
         with torch.inference_mode():
             classify(images[: args.batch_size])  # warm-up
             start = time.perf_counter()
-            predictions = []
-            for first in range(0, len(images), args.batch_size):
-                predictions += classify(images[first : first + args.batch_size]).argmax(1).tolist()
+            logits[label] = torch.cat(
+                [
+                    classify(images[first : first + args.batch_size]).float()
+                    for first in range(0, len(images), args.batch_size)
+                ]
+            )
             elapsed = time.perf_counter() - start
         print(f"{label}: {len(images) / elapsed:.1f} images/s ({args.model}, batch {args.batch_size}, {args.device})")
-        if label.startswith("open_clip"):
-            reference = predictions
-    print(f"same predictions: {predictions == reference}")
+    first, second = logits.values()
+    # random weights make all classes nearly tied, so compare scores, not only the arg-max
+    print(
+        f"max |score difference|: {(first - second).abs().max().item():.2e}; "
+        f"same top class: {(first.argmax(1) == second.argmax(1)).float().mean().item():.0%} of images"
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from .errors import InputError
+from .jsonl import iter_jsonl
 from .vocabulary import NUM_CLASSES, timm_info_file
 
 NUM_VAL_IMAGES = 50_000
@@ -199,15 +200,8 @@ def read_real_json(path: str | Path | None = None) -> GroundTruth:
 def read_regt_jsonl(path: str | Path) -> GroundTruth:
     """The project's own label format, as JSON lines."""
     collector = _Collector(path)
-    with open(path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InputError(path, f"not valid JSON: {error}", line=line) from error
-            _add_regt_row(collector, row, line)
+    for line, row in iter_jsonl(path):
+        _add_regt_row(collector, row, line)
     return collector.build(f"regt:{path}")
 
 

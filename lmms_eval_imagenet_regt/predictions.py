@@ -10,13 +10,13 @@ no class becomes a "none" prediction and is counted, never dropped.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from .equivalences import EquivalenceSet
 from .errors import InputError
 from .ground_truth import load_ground_truth, normalize_image_id
+from .jsonl import iter_jsonl
 from .scoring import Prediction, ScoreTable, as_prediction, score_predictions
 from .vocabulary import ClassVocabulary
 
@@ -31,33 +31,26 @@ class PredictionFile:
 def read_predictions(path: str | Path, vocabulary: ClassVocabulary) -> PredictionFile:
     predictions: dict[str, Prediction] = {}
     unmatched = 0
-    with open(path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
+    for line, row in iter_jsonl(path):
+        if not isinstance(row, dict) or "image_id" not in row:
+            raise InputError(path, "a line needs an 'image_id'", line=line, value=row)
+        image_id = normalize_image_id(row["image_id"], path, line)
+        if image_id in predictions:
+            raise InputError(path, "duplicate image id", line=line, value=image_id)
+        if "prediction" in row:
             try:
-                row = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise InputError(path, f"not valid JSON: {error}", line=line) from error
-            if not isinstance(row, dict) or "image_id" not in row:
-                raise InputError(path, "a line needs an 'image_id'", line=line, value=text.strip())
-            image_id = normalize_image_id(row["image_id"], path, line)
-            if image_id in predictions:
-                raise InputError(path, "duplicate image id", line=line, value=image_id)
-            if "prediction" in row:
-                try:
-                    predictions[image_id] = as_prediction(row["prediction"], image_id)
-                except InputError as error:
-                    raise InputError(path, str(error), line=line) from None
-            elif "prediction_name" in row:
-                name = row["prediction_name"]
-                if name is not None and not isinstance(name, str):
-                    raise InputError(path, "'prediction_name' must be a string or null", line=line, value=name)
-                classes = vocabulary.indices_for(name) if name else frozenset()
-                unmatched += bool(name) and not classes
-                predictions[image_id] = classes
-            else:
-                raise InputError(path, "a line needs 'prediction' or 'prediction_name'", line=line)
+                predictions[image_id] = as_prediction(row["prediction"], image_id)
+            except InputError as error:
+                raise InputError(path, str(error), line=line) from None
+        elif "prediction_name" in row:
+            name = row["prediction_name"]
+            if name is not None and not isinstance(name, str):
+                raise InputError(path, "'prediction_name' must be a string or null", line=line, value=name)
+            classes = vocabulary.indices_for(name) if name else frozenset()
+            unmatched += bool(name) and not classes
+            predictions[image_id] = classes
+        else:
+            raise InputError(path, "a line needs 'prediction' or 'prediction_name'", line=line)
     return PredictionFile(predictions, unmatched)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from .equivalences import EquivalenceSet
 from .errors import InputError
 from .ground_truth import GroundTruth, ImageLabels
+from .jsonl import iter_jsonl
 from .mapping import map_answers
 from .protocol import ProtocolConfig, parse_answer, prompt_hash
 from .scoring import CATEGORIES, ScoreTable, score_predictions
@@ -143,11 +144,9 @@ def read_run(samples_path: str | Path) -> tuple[str, list[dict], ProtocolConfig]
     settings = json.loads(results_path.read_text(encoding="utf-8"))["configs"][task]["lmms_eval_specific_kwargs"]
     config = ProtocolConfig.from_kwargs(settings.get("default", settings))
     records = []
-    with open(samples_path, encoding="utf-8") as handle:
-        for line, text in enumerate(handle, start=1):
-            sample = json.loads(text)
-            record = sample.get("regt_A")
-            if not isinstance(record, dict) or "raw_answer" not in record:
-                raise InputError(samples_path, "not a sample of an imagenet_regt/imagenet_real task", line=line)
-            records.append(record)
+    for line, sample in iter_jsonl(samples_path):
+        record = sample.get("regt_A") if isinstance(sample, dict) else None
+        if not isinstance(record, dict) or "raw_answer" not in record:
+            raise InputError(samples_path, "not a sample of an imagenet_regt/imagenet_real task", line=line)
+        records.append(record)
     return task, records, config

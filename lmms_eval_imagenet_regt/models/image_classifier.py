@@ -11,41 +11,22 @@ import json
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator
 from lmms_eval.api.instance import Instance
-from lmms_eval.api.model import lmms
-from loguru import logger
 
 from ..ground_truth import normalize_image_id
 from ..vocabulary import DEFAULT_NAME_SET, ClassVocabulary
+from .local_model import LocalModel
 
 
-class ImageClassifierModel(lmms):
-    is_simple = True
-
+class ImageClassifierModel(LocalModel):
     def __init__(
-        self,
-        names: str = DEFAULT_NAME_SET,
-        batch_size: int | str = 32,
-        top5_path: str | None = None,
-        device: str | None = None,
-        **kwargs,
+        self, names: str = DEFAULT_NAME_SET, batch_size: int | str = 32, top5_path: str | None = None, **kwargs
     ) -> None:
-        super().__init__()
-        accelerator = Accelerator()
-        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
-        self._device = torch.device(device) if device else accelerator.device
-        self.batch_size_per_gpu = int(batch_size)
+        super().__init__(batch_size=batch_size, **kwargs)
         self.vocabulary = ClassVocabulary.load(names)
         # one file per process, so ranks never interleave their lines
         suffix = f".rank{self._rank}" if self._world_size > 1 else ""
         self.top5_path = Path(f"{top5_path}{suffix}") if top5_path else None
-        if kwargs:
-            logger.warning(f"{type(self).__name__}: ignoring unknown model arguments {sorted(kwargs)}")
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
 
     def logits(self, images: list) -> torch.Tensor:
         """Batch of PIL images → (batch, 1000) class scores."""
@@ -69,9 +50,3 @@ class ImageClassifierModel(lmms):
                         record = {"image_id": normalize_image_id(doc["image_id"]), "top5": indices, "scores": values}
                         handle.write(json.dumps(record) + "\n")
         return answers
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError("the ImageNet tasks only generate")
-
-    def generate_until_multi_round(self, requests):
-        raise NotImplementedError("the ImageNet tasks are single-round")

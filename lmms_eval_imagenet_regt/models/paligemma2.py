@@ -10,15 +10,12 @@ not fit its context. Model arguments: `pretrained` (Hub id or local folder), `pr
 from __future__ import annotations
 
 import torch
-from accelerate import Accelerator
 from lmms_eval.api.instance import Instance
-from lmms_eval.api.model import lmms
-from loguru import logger
+
+from .local_model import LocalModel
 
 
-class PaliGemma2(lmms):
-    is_simple = True
-
+class PaliGemma2(LocalModel):
     def __init__(
         self,
         pretrained: str = "google/paligemma2-10b-mix-448",
@@ -30,21 +27,11 @@ class PaliGemma2(lmms):
     ) -> None:
         from transformers import AutoProcessor, PaliGemmaForConditionalGeneration
 
-        super().__init__()
-        accelerator = Accelerator()
-        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
-        self._device = torch.device(device) if device else accelerator.device
-        self.batch_size_per_gpu = int(batch_size)
+        super().__init__(batch_size=batch_size, device=device, **kwargs)
         self.prefix = prefix
         self.model = PaliGemmaForConditionalGeneration.from_pretrained(pretrained, dtype=dtype).to(self._device).eval()
         self.processor = AutoProcessor.from_pretrained(pretrained)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
-        if kwargs:
-            logger.warning(f"paligemma2: ignoring unknown model arguments {sorted(kwargs)}")
-
-    @property
-    def device(self) -> torch.device:
-        return self._device
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         answers: list[str] = []
@@ -68,9 +55,3 @@ class PaliGemma2(lmms):
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             answers += [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
         return answers
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError("the ImageNet tasks only generate")
-
-    def generate_until_multi_round(self, requests):
-        raise NotImplementedError("the ImageNet tasks are single-round")

@@ -7,35 +7,22 @@ the same protocol code, and for tests that need scripted answers. Model argument
 
 from __future__ import annotations
 
-import json
-
-from accelerate import Accelerator
 from lmms_eval.api.instance import Instance
-from lmms_eval.api.model import lmms
 
 from ..errors import InputError
 from ..ground_truth import normalize_image_id
+from ..jsonl import iter_jsonl
+from .local_model import LocalModel
 
 
-class ReplayAnswers(lmms):
-    is_simple = True
-
-    def __init__(self, answers: str, batch_size: int | str = 1, **kwargs) -> None:
-        super().__init__()
-        accelerator = Accelerator()
-        self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
-        self._device = accelerator.device
-        self.batch_size_per_gpu = int(batch_size)
+class ReplayAnswers(LocalModel):
+    def __init__(self, answers: str, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.answers: dict[str, str] = {}
-        with open(answers, encoding="utf-8") as handle:
-            for line, text in enumerate(handle, start=1):
-                if text.strip():
-                    row = json.loads(text)
-                    self.answers[normalize_image_id(row["image_id"], answers, line)] = str(row["answer"])
-
-    @property
-    def device(self):
-        return self._device
+        for line, row in iter_jsonl(answers):
+            if not isinstance(row, dict) or "image_id" not in row or "answer" not in row:
+                raise InputError(answers, "a line needs 'image_id' and 'answer'", line=line, value=row)
+            self.answers[normalize_image_id(row["image_id"], answers, line)] = str(row["answer"])
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         responses = []
@@ -49,9 +36,3 @@ class ReplayAnswers(lmms):
                     raise InputError(image_id, "no recorded answer for this image in the answers file")
                 responses.append(self.answers[image_id])
         return responses
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError("the ImageNet tasks only generate")
-
-    def generate_until_multi_round(self, requests):
-        raise NotImplementedError("the ImageNet tasks are single-round")
