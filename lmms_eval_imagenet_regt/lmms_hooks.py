@@ -23,6 +23,7 @@ from lmms_eval.api.filter import Filter
 
 from .equivalences import EquivalenceSet
 from .ground_truth import ImageLabels, normalize_image_id
+from .models.local_model import describe_models
 from .options import sample_options
 from .protocol import ProtocolConfig, class_list_prompt, question_prompt
 from .records import METRICS, make_record, score_records
@@ -132,7 +133,7 @@ def _cached_scores(records: list[dict]) -> dict[str, Any]:
     key = hashlib.sha256(json.dumps([[r["image_id"], r["config"], r["answer"]] for r in records]).encode()).hexdigest()
     if key not in _TABLES:
         config = _CONFIGS[records[0]["config"]]
-        _TABLES[key] = score_records(records, config, world_size=_world_size())
+        _TABLES[key] = score_records(records, config, world_size=_world_size(), model_info=describe_models())
         while len(_TABLES) > 8:
             _TABLES.popitem(last=False)
     return _TABLES[key]

@@ -30,7 +30,7 @@ COMMON_METRICS = (
     + ("imgt_N",)
     + tuple(f"count_{c}" for c in CATEGORIES)
     + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length")
-    + ("prompt_hash", "labels_hash", "world_size", "versions")
+    + ("prompt_hash", "labels_hash", "world_size", "versions", "model_info")
 )
 OOP_METRICS = tuple(f"oop_{c}" for c in SUBSETS)
 CW_FROM_CWPLUS_METRICS = ("cw_imgt_A", "cw_regt_A", "cw_im_and_re_A")
@@ -80,6 +80,7 @@ def score_records(
     equivalences: EquivalenceSet | None = None,
     convention: str = "regt",
     world_size: int = 1,
+    model_info: str = "",
 ) -> dict[str, Any]:
     """All metrics of one task from its per-image records, mapping OW/CW+ answers as needed.
 
@@ -112,6 +113,7 @@ def score_records(
         labels_hash=records_ground_truth(records).sha256 if ground_truth is None else truth.sha256,
         world_size=world_size,
         versions="; ".join(f"{p} {metadata.version(p)}" for p in packages),
+        model_info=model_info,
     )
     return values
 

@@ -4,7 +4,7 @@
 Schema `lmms-eval-imagenet-regt/submission`, version 1 (all accuracies are fractions in [0, 1]):
 
     schema, schema_version, created
-    model: {id, revision, lmms_eval_model, model_args}
+    model: {id, revision, lmms_eval_model, model_args, info (plugin models: weights, preprocessing)}
     task, protocol
     labels: {hash}                    sha256 of the labels scored (equals the dataset card's for a full run)
     settings: {names, label_format, option_set, num_options, seed, encoder, templates, lenient}
@@ -32,7 +32,7 @@ SCHEMA_VERSION = 1
 EVAL_RESULTS_DATASET = "ILSVRC/imagenet-1k"
 _TASK = re.compile(r"^imagenet_(regt|real)_(ow|cw|cwplus|mc_[a-z_]+?)(_seed\d+)?$")
 _HEX = re.compile(r"^[0-9a-f]+$")
-_STRING_METRICS = {"prompt_hash", "labels_hash", "versions"}
+_STRING_METRICS = {"prompt_hash", "labels_hash", "versions", "model_info"}
 REQUIRED = {
     "schema": str,
     "schema_version": int,
@@ -95,6 +95,7 @@ def build_submissions(results_path: str | Path, model_id: str | None = None, rev
                     "revision": revision or _model_arg(model_args, "revision") or "unknown",
                     "lmms_eval_model": run_config.get("model"),
                     "model_args": model_args,
+                    "info": values.pop("model_info", ""),
                 },
                 "task": task,
                 "protocol": protocol,

@@ -74,6 +74,9 @@ def test_openclip_zeroshot_equals_open_clips_own_zero_shot_classifier(real_datas
     answers = {s["regt_A"]["image_id"]: s["regt_A"]["answer"] for s in run["samples"]}
     assert [answers[i] for i in ids] == [names[row[0]] for row in expected]
     assert metric(run, "oop_A") == 0.0  # the answer is always a class name of the prompt
+    info = metric(run, "model_info")
+    assert "TinyZeroShot.json" in info and "names: openai" in info and "templates: 7 (simple)" in info
+    assert "preprocessing: Compose(" in info and "Normalize(" in info
     assert set(METRICS["cw"]) <= {k.split(",")[0] for k in run["results"]}
 
 
@@ -114,6 +117,7 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
         truth = read_labels(real_dataset)
         right = np.mean([c == truth[i].imgt for i, c in zip(ids, expected, strict=True)])
         assert metric(runs[task], "imgt_A") == right
+        assert f"weights: {checkpoint}" in metric(runs[task], "model_info")
 
 
 def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
@@ -139,3 +143,4 @@ def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
     assert metric(run, "count_A") == 8
     records = [s["regt_A"] for s in run["samples"]]
     assert len({r["image_id"] for r in records}) == 8 and all(isinstance(r["raw_answer"], str) for r in records)
+    assert "paligemma2" in metric(run, "model_info") and "answer en" in metric(run, "model_info")

@@ -41,6 +41,7 @@ def test_tiny_qwen3_vl_runs_every_protocol(tiny_qwen3_vl, real_dataset, tmp_path
         assert len({r["image_id"] for r in records}) == 8
         assert all(isinstance(r["raw_answer"], str) and r["labels"] for r in records)
         assert len(metric(run, "prompt_hash")) == 16 and len(metric(run, "labels_hash")) == 64
+        assert metric(run, "model_info") == ""  # lmms-eval's own model classes report nothing extra
     # noise answers: CW+ maps every non-empty out-of-prompt answer, so it is never below CW
     cwplus = runs["imagenet_real_cwplus"]
     assert metric(cwplus, "regt_A") >= metric(cwplus, "cw_regt_A")

@@ -12,7 +12,6 @@ from the same model instance that then embeds the images: one matrix product per
 from __future__ import annotations
 
 import torch
-from loguru import logger
 
 from ..mapping import class_matrix, get_encoder
 from .image_classifier import ImageClassifierModel
@@ -37,9 +36,11 @@ class OpenClipZeroShot(ImageClassifierModel):
         self.model, self.preprocess = encoder.model.to(self.device), encoder.preprocess
         matrix = class_matrix(self.encoder_name, self.vocabulary, self.templates)
         self.classes = torch.from_numpy(matrix).to(self.device)
-        logger.info(
-            f"openclip_zeroshot: {self.encoder_name}, names {self.vocabulary.name_set}, {len(self.templates)} "
-            f"templates, preprocessing {self.preprocess}"
+        self.record_info(
+            model=f"openclip_zeroshot {self.encoder_name}",
+            names=self.vocabulary.name_set,
+            templates=f"{len(self.templates)} ({templates})",
+            preprocessing=" ".join(repr(self.preprocess).split()),
         )
 
     def logits(self, images: list) -> torch.Tensor:

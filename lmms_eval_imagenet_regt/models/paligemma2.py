@@ -32,6 +32,8 @@ class PaliGemma2(LocalModel):
         self.model = PaliGemmaForConditionalGeneration.from_pretrained(pretrained, dtype=dtype).to(self._device).eval()
         self.processor = AutoProcessor.from_pretrained(pretrained)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
+        size = getattr(self.processor.image_processor, "size", None)
+        self.record_info(model=f"paligemma2 {pretrained}", prompt=f"<image><bos>{prefix}QUESTION\\n", image_size=size)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         answers: list[str] = []

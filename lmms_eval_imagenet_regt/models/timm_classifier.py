@@ -8,7 +8,6 @@ Model arguments: `model` (timm name, e.g. `eva02_large_patch14_448.mim_m38m_ft_i
 from __future__ import annotations
 
 import torch
-from loguru import logger
 
 from .image_classifier import ImageClassifierModel
 
@@ -23,8 +22,9 @@ class TimmClassifier(ImageClassifierModel):
         self.model = timm.create_model(model, pretrained=load, checkpoint_path=checkpoint or "", num_classes=1000)
         self.model = self.model.to(self.device).eval()
         self.transform = create_transform(**resolve_data_config({}, model=self.model))
-        logger.info(
-            f"timm_classifier: {model} (checkpoint {checkpoint or 'hub' if load else 'random'}), {self.transform}"
+        weights = checkpoint or ("hub" if load else "random")
+        self.record_info(
+            model=f"timm_classifier {model}", weights=weights, preprocessing=" ".join(repr(self.transform).split())
         )
 
     def logits(self, images: list) -> torch.Tensor:
