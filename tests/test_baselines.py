@@ -118,6 +118,55 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
         right = np.mean([c == truth[i].imgt for i, c in zip(ids, expected, strict=True)])
         assert metric(runs[task], "imgt_A") == right
         assert f"weights: {checkpoint}" in metric(runs[task], "model_info")
+    # the run gives valid leaderboard submissions that carry the model's weights and preprocessing
+    from lmms_eval_imagenet_regt.submission import validate_file, write_submissions
+
+    written = write_submissions(runs["imagenet_real_cw"]["results_path"].parent, tmp_path / "subs")
+    submission = validate_file(next(p for p in written if p.name.endswith("imagenet_real_cw.json")))
+    assert submission["model"]["lmms_eval_model"] == "timm_classifier" and "Normalize(" in submission["model"]["info"]
+
+
+def test_timm_classifier_on_two_processes_matches_one(real_dataset, tmp_path):
+    import timm
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "test_vit.pth"
+    torch.save(timm.create_model("test_vit", pretrained=False, num_classes=1000).state_dict(), checkpoint)
+    args = [
+        "--model",
+        "timm_classifier",
+        "--tasks",
+        "imagenet_real_cw",
+        "--limit",
+        "7",
+        "--batch_size",
+        "2",
+        "--model_args",
+        f"model=test_vit,pretrained=false,checkpoint={checkpoint},device=cpu",
+    ]
+    env = {"IMAGENET_REAL_DATA": str(real_dataset)}
+    one = run_lmms_eval(args, tmp_path / "one", env)["imagenet_real_cw"]
+    launcher = [
+        "accelerate",
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "-m",
+    ]
+    two = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=launcher)[
+        "imagenet_real_cw"
+    ]
+    assert metric(two, "world_size") == 2
+    answers = [{s["regt_A"]["image_id"]: s["regt_A"]["answer"] for s in run["samples"]} for run in (one, two)]
+    assert answers[0] == answers[1] and len(answers[0]) == 7
+    assert metric(one, "imgt_A") == metric(two, "imgt_A") and metric(one, "regt_A") == metric(two, "regt_A")
 
 
 def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
