@@ -8,6 +8,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+#: Two real processes on the CPU (gloo); `accelerate launch --cpu` would start only one.
+TWO_CPU_PROCESSES = [
+    "accelerate",
+    "launch",
+    "--multi_gpu",
+    "--num_processes",
+    "2",
+    "--num_machines",
+    "1",
+    "--mixed_precision",
+    "no",
+    "--dynamo_backend",
+    "no",
+    "-m",
+]
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 

@@ -9,7 +9,7 @@ import torch
 from lmms_eval_imagenet_regt import ClassVocabulary
 from lmms_eval_imagenet_regt.dataset_builder import read_labels
 from lmms_eval_imagenet_regt.records import METRICS
-from tests.lmms_run import metric, run_lmms_eval
+from tests.lmms_run import TWO_CPU_PROCESSES, metric, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 TINY_CLIP = {
@@ -146,21 +146,7 @@ def test_timm_classifier_on_two_processes_matches_one(real_dataset, tmp_path):
     ]
     env = {"IMAGENET_REAL_DATA": str(real_dataset)}
     one = run_lmms_eval(args, tmp_path / "one", env)["imagenet_real_cw"]
-    launcher = [
-        "accelerate",
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-    ]
-    two = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=launcher)[
+    two = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=TWO_CPU_PROCESSES)[
         "imagenet_real_cw"
     ]
     assert metric(two, "world_size") == 2

@@ -3,7 +3,7 @@
 import pytest
 
 from lmms_eval_imagenet_regt.records import METRICS
-from tests.lmms_run import metric, run_lmms_eval
+from tests.lmms_run import TWO_CPU_PROCESSES, metric, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 
@@ -61,21 +61,7 @@ def test_two_processes_give_the_same_metrics_and_records(real_dataset, tmp_path,
     ]
     env = {"IMAGENET_REAL_DATA": str(real_dataset)}
     single = run_lmms_eval(args, tmp_path / "one", env)
-    launcher = [
-        "accelerate",
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "-m",
-    ]
-    double = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=launcher)
+    double = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=TWO_CPU_PROCESSES)
     for task in ("imagenet_real_cwplus", "imagenet_real_mc_imgt_random"):
         one, two = single[task], double[task]
         for name in METRICS["cwplus" if "cwplus" in task else "mc"]:
