@@ -57,7 +57,7 @@ def test_rescore_under_another_ground_truth_gives_hand_values(scripted_runs, rea
     assert (regt["count_S+"], regt["count_M+"], regt["count_N"]) == (7, 0, 1)
     assert regt["labels_hash"] != metric(scripted_runs["imagenet_real_cw"], "labels_hash")
     real = json.loads(cli("rescore", samples, "--gt", custom, "--convention", "real", "--format", "json").stdout)
-    assert (real["imgt_real_cw" if False else "imagenet_real_cw"]["regt_A"], real["imagenet_real_cw"]["imgt_A"]) == (
+    assert (real["imagenet_real_cw"]["regt_A"], real["imagenet_real_cw"]["imgt_A"]) == (
         2 / 7,
         2 / 7,
     )
