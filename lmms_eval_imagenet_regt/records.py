@@ -72,6 +72,15 @@ def records_ground_truth(records: Iterable[dict], name: str = "task dataset") ->
     return GroundTruth(name=name, images=images)
 
 
+def final_predictions(records: list[dict], config: ProtocolConfig) -> dict[str, list[int]]:
+    """Each image's predicted classes: the parsed ones, or the embedding mapping's for OW/CW+ answers."""
+    to_map = [r["answer"] for r in records if r["needs_mapping"]]
+    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
+    return {
+        r["image_id"]: [mapped[r["answer"]].class_index] if r["answer"] in mapped else r["classes"] for r in records
+    }
+
+
 def score_records(
     records: list[dict],
     config: ProtocolConfig,
@@ -92,12 +101,8 @@ def score_records(
         raise InputError("records", "no per-image records to score")
     truth = ground_truth or records_ground_truth(records)
     equivalences = equivalences or EquivalenceSet.load()
-    to_map = [r["answer"] for r in records if r["needs_mapping"]]
-    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
     parsed = {r["image_id"]: r["classes"] for r in records}
-    final = {
-        r["image_id"]: [mapped[r["answer"]].class_index] if r["answer"] in mapped else r["classes"] for r in records
-    }
+    final = final_predictions(records, config)
     oop = {r["image_id"]: r["out_of_prompt"] for r in records} if config.protocol != "ow" else None
     table = score_predictions(final, truth, equivalences, convention=convention, out_of_prompt=oop)
     values = _flatten(table)
@@ -110,7 +115,7 @@ def score_records(
     packages = ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
     values.update(
         prompt_hash=prompt_hash(config),
-        labels_hash=records_ground_truth(records).sha256 if ground_truth is None else truth.sha256,
+        labels_hash=truth.sha256,
         world_size=world_size,
         versions="; ".join(f"{p} {metadata.version(p)}" for p in packages),
         model_info=model_info,
