@@ -27,7 +27,9 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFL
 
 
 def run_lmms_eval(args: list[str], out: Path, env: dict[str, str], launcher: list[str] | None = None) -> dict:
-    """Run lmms-eval; return {task: {"results": ..., "samples": [...]}}. Fails with the log on any error.
+    """Run lmms-eval; return {task: {"results": ..., "samples": [...], "log": stdout + stderr, ...}}.
+
+    Fails with the log on any error.
 
     lmms-eval exits 0 even when the evaluation failed, so success is judged by the results file.
     """
@@ -49,6 +51,7 @@ def run_lmms_eval(args: list[str], out: Path, env: dict[str, str], launcher: lis
             "config": data["configs"].get(task),
             "samples_path": samples_file,
             "results_path": results[-1],
+            "log": done.stdout + done.stderr,
         }
     return runs
 

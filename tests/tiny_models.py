@@ -31,7 +31,7 @@ CHAT_TEMPLATE = (
 )
 
 
-def _tokenizer(corpus: list[str]):
+def _tokenizer(corpus: list[str], vocab_size: int = 700):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import Qwen2TokenizerFast
 
@@ -39,7 +39,7 @@ def _tokenizer(corpus: list[str]):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=700, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     bpe.train_from_iterator(corpus, trainer)
     return Qwen2TokenizerFast(
@@ -47,40 +47,63 @@ def _tokenizer(corpus: list[str]):
     )
 
 
-def build_tiny_qwen3_vl(out: Path) -> Path:
-    """A Qwen3-VL checkpoint with a 64-wide, 2-layer language model and a 2-block vision tower."""
-    import torch
-    from transformers import (
-        Qwen2VLImageProcessor,
-        Qwen3VLConfig,
-        Qwen3VLForConditionalGeneration,
-        Qwen3VLProcessor,
-        Qwen3VLVideoProcessor,
-    )
-
+def _qwen_tokenizer_ids(vocab_size: int = 700):
+    """The toy tokenizer both Qwen builders share, and the ids of its special tokens."""
     from lmms_eval_imagenet_regt import ClassVocabulary
 
     corpus = list(ClassVocabulary.load("clean").names) + ["Which category best describes the main object?"] * 5
-    tokenizer = _tokenizer(corpus)
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+    tokenizer = _tokenizer(corpus, vocab_size)
+    return tokenizer, {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
+
+
+def _qwen_text_config(tokenizer, ids: dict[str, int], **rope: object) -> dict:
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "max_position_embeddings": 32768,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, **rope},
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def _qwen_token_ids(ids: dict[str, int]) -> dict[str, int]:
+    return {
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+
+
+def _save(model_class, config, processor, ids: dict[str, int], out: Path) -> Path:
+    import torch
+
+    torch.manual_seed(0)
+    model = model_class(config).eval()
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+def qwen3_vl_parts(text: dict | None = None, vision: dict | None = None, vocab_size: int = 700):
+    """(config, processor, special-token ids) of a Qwen3-VL: the tiny sizes, or others given as overrides."""
+    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+    tokenizer, ids = _qwen_tokenizer_ids(vocab_size)
     config = Qwen3VLConfig(
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "max_position_embeddings": 32768,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 10000.0,
-                "mrope_section": [2, 3, 3],
-                "mrope_interleaved": True,
-            },
-            "eos_token_id": ids["<|im_end|>"],
-            "pad_token_id": ids["<|endoftext|>"],
+            **_qwen_text_config(tokenizer, ids, mrope_section=[2, 3, 3], mrope_interleaved=True),
+            **(text or {}),
         },
         vision_config={
             "depth": 2,
@@ -93,33 +116,61 @@ def build_tiny_qwen3_vl(out: Path) -> Path:
             "temporal_patch_size": 2,
             "num_position_embeddings": 64,
             "deepstack_visual_indexes": [1],
+            **(vision or {}),
         },
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
+        **_qwen_token_ids(ids),
     )
-    torch.manual_seed(0)
-    model = Qwen3VLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
         video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
         tokenizer=tokenizer,
         chat_template=CHAT_TEMPLATE,
     )
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return config, processor, ids
 
 
-if __name__ == "__main__":
-    import sys
+def build_tiny_qwen3_vl(out: Path) -> Path:
+    """A Qwen3-VL checkpoint with a 64-wide, 2-layer language model and a 2-block vision tower."""
+    from transformers import Qwen3VLForConditionalGeneration
 
-    print(build_tiny_qwen3_vl(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen3-vl")))
+    config, processor, ids = qwen3_vl_parts()
+    return _save(Qwen3VLForConditionalGeneration, config, processor, ids, out)
+
+
+def build_tiny_qwen2_5_vl(out: Path) -> Path:
+    """A Qwen2.5-VL checkpoint: the same toy language model, a 2-block windowed vision tower (patch 14)."""
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    tokenizer, ids = _qwen_tokenizer_ids()
+    config = Qwen2_5_VLConfig(
+        text_config=_qwen_text_config(tokenizer, ids, mrope_section=[2, 3, 3]),
+        vision_config={
+            "depth": 2,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_heads": 2,
+            "out_hidden_size": 64,
+            "patch_size": 14,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 56,
+            "fullatt_block_indexes": [1],
+        },
+        **_qwen_token_ids(ids),
+    )
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
+        video_processor=Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+    return _save(Qwen2_5_VLForConditionalGeneration, config, processor, ids, out)
 
 
 def build_tiny_paligemma2(out: Path) -> Path:
@@ -192,3 +243,9 @@ def build_tiny_paligemma2(out: Path) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print(build_tiny_qwen3_vl(Path(sys.argv[1] if len(sys.argv) > 1 else "tiny-qwen3-vl")))
