@@ -92,4 +92,6 @@ def model_manifests() -> list:
         ModelManifest(model_id="openclip_zeroshot", simple_class_path=f"{models}.openclip_zeroshot.OpenClipZeroShot"),
         ModelManifest(model_id="timm_classifier", simple_class_path=f"{models}.timm_classifier.TimmClassifier"),
         ModelManifest(model_id="paligemma2", simple_class_path=f"{models}.paligemma2.PaliGemma2"),
+        ModelManifest(model_id="qwen3_vl_prefix", chat_class_path=f"{models}.qwen_prefix_reuse.Qwen3VLPrefixReuse"),
+        ModelManifest(model_id="qwen2_5_vl_prefix", chat_class_path=f"{models}.qwen_prefix_reuse.Qwen2_5VLPrefixReuse"),
     ]

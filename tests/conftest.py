@@ -44,6 +44,19 @@ def real_dataset(eight_images, shared_data, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def sixteen_image_dataset(shared_data, tmp_path_factory) -> Path:
+    """The joined dataset (ReaL labels) of the first 16 real validation images: 12 S+, 2 M+, 2 S-."""
+    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
+
+    images = tmp_path_factory.mktemp("sixteen-images")
+    for path in sorted((shared_data / "imagenet_val_1300" / "images").iterdir())[:16]:
+        shutil.copy(path, images / path.name)
+    out = tmp_path_factory.mktemp("sixteen-dataset")
+    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=images, subset=True)
+    return out
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Class-embedding caches in a per-session folder, so tests see cold and warm caches they made."""
