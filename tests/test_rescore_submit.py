@@ -2,10 +2,8 @@
 
 import json
 import math
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +15,10 @@ from lmms_eval_imagenet_regt.leaderboard import reference_rows
 from lmms_eval_imagenet_regt.options import sample_options
 from lmms_eval_imagenet_regt.records import METRICS
 from lmms_eval_imagenet_regt.submission import build_submissions, validate, validate_file
+from tests.browser import ARTIFACTS, browser_context
 from tests.lmms_run import OFFLINE, metric
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 
 
 def cli(*args, check=True, env=None):
@@ -217,24 +215,8 @@ def test_leaderboard_figures_decode_and_show_every_model(board):
 
 
 def test_leaderboard_page_renders_and_sorts_in_chromium(board):
-    playwright = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        if __import__("os").environ.get("CI"):
-            pytest.fail("CI needs Debian's chromium (.ci/run installs it)")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-    ]
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=chromium, args=args, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 900})
+    with browser_context(viewport={"width": 1400, "height": 900}) as context:
+        page = context.new_page()
         page.goto((board / "leaderboard.html").as_uri())
         assert page.locator("#leaderboard tbody tr").count() == 17
         assert page.locator("#leaderboard tbody tr.reference").count() == 13
@@ -256,8 +238,7 @@ def test_leaderboard_page_renders_and_sorts_in_chromium(board):
         assert values == sorted(values) and page.locator("th.sorted-asc").count() == 1
         first = page.locator("#leaderboard tbody tr").first.inner_text()
         assert "scripted" in first  # the scripted runs have the lowest ImGT accuracy
-        shot = REPO / "test-artifacts" / "leaderboard.png"
+        shot = ARTIFACTS / "leaderboard.png"
         shot.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(shot), full_page=True)
-        browser.close()
     assert shot.stat().st_size > 10_000
