@@ -182,6 +182,68 @@ def _leaderboard(args: argparse.Namespace) -> None:
         print(f"{kind}: {path}")
 
 
+def _review_export(args: argparse.Namespace) -> None:
+    from .equivalences import EquivalenceSet
+    from .ground_truth import load_ground_truth
+    from .review import Run, export_review
+
+    key = export_review(
+        [Run.load(spec) for spec in args.runs],
+        load_ground_truth(args.gt),
+        args.images,
+        args.out,
+        equivalences=EquivalenceSet.load(args.equivalences),
+        names=args.names,
+        categories=tuple(args.categories.split(",")),
+        models=tuple(args.models.split(",")) if args.models else None,
+        min_disagree=args.min_disagree,
+        max_images=args.max,
+        seed=args.seed,
+    )
+    print(f"{len(key['images'])} images to review (export {key['export_id']})")
+    print(f"send {args.out}/page/ to the reviewer (open index.html); keep {args.out}/key.json")
+
+
+def _review_import(args: argparse.Namespace) -> None:
+    from .ground_truth import load_ground_truth
+    from .review import import_review, summary_markdown
+
+    provenance = import_review(
+        args.review, args.decisions, load_ground_truth(args.gt), args.out, reviewer=args.reviewer, version=args.version
+    )
+    print(f"wrote {args.out}: {provenance['reviewed']} images reviewed, {provenance['changed']} changed")
+    print(f"labels sha256 {provenance['labels_sha256']} (parent {provenance['parent']['sha256']})")
+    print(summary_markdown(provenance["summary"]), end="")
+
+
+def _add_review_commands(commands: argparse._SubParsersAction) -> None:
+    review = commands.add_parser("review", help="second annotation pass: review model-label disagreements")
+    steps = review.add_subparsers(dest="step", required=True)
+    export = steps.add_parser("export", help="write a review folder for the images where models disagree")
+    export.add_argument(
+        "--run", dest="runs", action="append", required=True, help="[NAME=]samples JSONL of a run (repeat)"
+    )
+    export.add_argument("--gt", required=True, help="the label set under review (as for `score --gt`)")
+    export.add_argument("--images", required=True, help="folder of ILSVRC2012_val_*.JPEG or a joined dataset")
+    export.add_argument("--out", required=True, help="review folder (page/ for the reviewer, key.json)")
+    export.add_argument("--categories", default="S+,S-,M+,M-", help="label categories to review (default: all but N)")
+    export.add_argument("--models", help="comma-separated run names to consider (default: all --run)")
+    export.add_argument("--min-disagree", type=int, default=1, help="how many runs must disagree (default 1)")
+    export.add_argument("--max", type=int, help="at most this many images (a seeded random sample)")
+    export.add_argument("--seed", type=int, default=0, help="for the sample and the candidate order")
+    export.add_argument("--names", default=DEFAULT_NAME_SET, help="class names shown to the reviewer")
+    export.add_argument("--equivalences", default="default", help="default, none or a JSON file")
+    export.set_defaults(run=_review_export)
+    load = steps.add_parser("import", help="turn the decisions into a new label file with provenance")
+    load.add_argument("review", help="the review folder (with key.json)")
+    load.add_argument("decisions", help="the JSON the page exported")
+    load.add_argument("--gt", required=True, help="the label set the export was made from")
+    load.add_argument("--reviewer", required=True, help="who reviewed (recorded in the provenance)")
+    load.add_argument("--out", required=True, help="new label file (.jsonl); provenance and summary beside it")
+    load.add_argument("--version", help="name of the new label version (default: PARENT+review-DATE)")
+    load.set_defaults(run=_review_import)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="imagenet-regt", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument("--out", required=True)
     board.add_argument("--no-reference", action="store_true", help="leave out the paper's published rows")
     board.set_defaults(run=_leaderboard)
+
+    _add_review_commands(commands)
 
     where = commands.add_parser("tasks-dir", help="print the task folder (for lmms-eval --include_path)")
     where.set_defaults(run=lambda args: print(_tasks_dir()))
