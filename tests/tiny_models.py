@@ -39,7 +39,10 @@ def _tokenizer(corpus: list[str], vocab_size: int = 700):
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(corpus, trainer)
     return Qwen2TokenizerFast(
@@ -194,7 +197,10 @@ def build_tiny_paligemma2(out: Path) -> Path:
     bpe.decoder = decoders.ByteLevel()
     specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<image>"]
     trainer = trainers.BpeTrainer(
-        vocab_size=600, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        vocab_size=600,
+        special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
     )
     bpe.train_from_iterator(list(ClassVocabulary.load().names) + ["answer en What is the main object?"] * 5, trainer)
     tokenizer = GemmaTokenizerFast(
