@@ -221,7 +221,12 @@ def _add_review_commands(commands: argparse._SubParsersAction) -> None:
     steps = review.add_subparsers(dest="step", required=True)
     export = steps.add_parser("export", help="write a review folder for the images where models disagree")
     export.add_argument(
-        "--run", dest="runs", action="append", required=True, help="[NAME=]samples JSONL of a run (repeat)"
+        "--run",
+        dest="runs",
+        action="extend",
+        nargs="+",
+        required=True,
+        help="[NAME=]samples JSONL of one or more runs (a glob, or repeat --run)",
     )
     export.add_argument("--gt", required=True, help="the label set under review (as for `score --gt`)")
     export.add_argument("--images", required=True, help="folder of ILSVRC2012_val_*.JPEG or a joined dataset")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .equivalences import EquivalenceSet
 from .errors import InputError
-from .ground_truth import GroundTruth, ImageLabels, normalize_image_id
+from .ground_truth import GroundTruth, ImageLabels, normalize_image_id, read_regt_jsonl
 from .records import final_predictions, read_run
 from .scoring import LEAF_CATEGORIES, image_category
 from .vocabulary import ClassVocabulary
@@ -46,7 +46,7 @@ class Run:
     @classmethod
     def load(cls, spec: str) -> Run:
         """`NAME=SAMPLES` or `SAMPLES` (an lmms-eval samples file; named after its folder and task)."""
-        name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
+        name, _, path = ("", "", spec) if Path(spec).is_file() or "=" not in spec else spec.partition("=")
         task, records, config = read_run(path)
         name = name or f"{Path(path).parent.name}:{task}"
         predictions = final_predictions(list({r["image_id"]: r for r in records}.values()), config)
@@ -337,8 +337,6 @@ def import_review(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(row) + "\n" for row in rows.values()), encoding="utf-8")
-    from .ground_truth import read_regt_jsonl
-
     new_hash = read_regt_jsonl(out).sha256
     summary = summary_table(counts)
     provenance = {
@@ -387,7 +385,7 @@ def plot_summary(summary: dict[str, dict[str, int]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     categories = list(summary)
-    figure, axes = plt.subplots(figsize=(8, 1 + 0.6 * len(categories)))
+    figure, axes = plt.subplots(figsize=(8, 1.6 + 0.45 * len(categories)))
     left = [0.0] * len(categories)
     for name, colour in zip(OUTCOMES, ("#1b9e77", "#7570b3", "#e6ab02", "#d95f02", "#999999"), strict=True):
         shares = [100 * summary[c][name] / sum(summary[c].values()) for c in categories]
@@ -396,7 +394,7 @@ def plot_summary(summary: dict[str, dict[str, int]], path: Path) -> None:
     axes.set_xlim(0, 100)
     axes.set_xlabel("% of reviewed images")
     axes.invert_yaxis()
-    axes.legend(ncol=len(OUTCOMES), loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(categories) > 1 else -0.6))
-    figure.tight_layout()
+    figure.legend(ncol=len(OUTCOMES), loc="upper center", frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (1.6 + 0.45 * len(categories))))
     figure.savefig(path, dpi=120)
     plt.close(figure)
