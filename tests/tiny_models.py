@@ -86,6 +86,33 @@ def _qwen_token_ids(ids: dict[str, int]) -> dict[str, int]:
     }
 
 
+def _vision_config(patch_size: int, **extra: object) -> dict:
+    """A 2-block, 32-wide vision tower projecting to the toy language model's 64 dimensions."""
+    return {
+        "depth": 2,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_heads": 2,
+        "out_hidden_size": 64,
+        "patch_size": patch_size,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        **extra,
+    }
+
+
+def _processor(processor_class, video_processor_class, tokenizer, patch_size: int):
+    from transformers import Qwen2VLImageProcessor
+
+    sizes = {"patch_size": patch_size, "merge_size": 2, "temporal_patch_size": 2}
+    return processor_class(
+        image_processor=Qwen2VLImageProcessor(**sizes),
+        video_processor=video_processor_class(**sizes),
+        tokenizer=tokenizer,
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
 def _save(model_class, config, processor, ids: dict[str, int], out: Path) -> Path:
     import torch
 
@@ -100,7 +127,7 @@ def _save(model_class, config, processor, ids: dict[str, int], out: Path) -> Pat
 
 def qwen3_vl_parts(text: dict | None = None, vision: dict | None = None, vocab_size: int = 700):
     """(config, processor, special-token ids) of a Qwen3-VL: the tiny sizes, or others given as overrides."""
-    from transformers import Qwen2VLImageProcessor, Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
+    from transformers import Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
     tokenizer, ids = _qwen_tokenizer_ids(vocab_size)
     config = Qwen3VLConfig(
@@ -109,26 +136,12 @@ def qwen3_vl_parts(text: dict | None = None, vision: dict | None = None, vocab_s
             **(text or {}),
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
-            "patch_size": 16,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "num_position_embeddings": 64,
-            "deepstack_visual_indexes": [1],
+            **_vision_config(16, num_position_embeddings=64, deepstack_visual_indexes=[1]),
             **(vision or {}),
         },
         **_qwen_token_ids(ids),
     )
-    processor = Qwen3VLProcessor(
-        image_processor=Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
-        video_processor=Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2),
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-    )
+    processor = _processor(Qwen3VLProcessor, Qwen3VLVideoProcessor, tokenizer, 16)
     return config, processor, ids
 
 
@@ -146,33 +159,16 @@ def build_tiny_qwen2_5_vl(out: Path) -> Path:
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
         Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
         Qwen2VLVideoProcessor,
     )
 
     tokenizer, ids = _qwen_tokenizer_ids()
     config = Qwen2_5_VLConfig(
         text_config=_qwen_text_config(tokenizer, ids, mrope_section=[2, 3, 3]),
-        vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
-            "patch_size": 14,
-            "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
-            "window_size": 56,
-            "fullatt_block_indexes": [1],
-        },
+        vision_config=_vision_config(14, window_size=56, fullatt_block_indexes=[1]),
         **_qwen_token_ids(ids),
     )
-    processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
-        video_processor=Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2),
-        tokenizer=tokenizer,
-        chat_template=CHAT_TEMPLATE,
-    )
+    processor = _processor(Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, tokenizer, 14)
     return _save(Qwen2_5_VLForConditionalGeneration, config, processor, ids, out)
 
 
