@@ -25,36 +25,38 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def _first_images(shared_data: Path, folder: Path, count: int) -> Path:
+    """Copy the first `count` real validation images of the shared set (sorted by id) into `folder`."""
+    for path in sorted((shared_data / "imagenet_val_1300" / "images").iterdir())[:count]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _joined_real_dataset(shared_data: Path, images: Path, out: Path) -> Path:
+    """The joined dataset of `images` with their ReaL labels, as the tasks read it."""
+    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
+
+    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=images, subset=True)
+    return out
+
+
 @pytest.fixture(scope="session")
 def eight_images(shared_data, tmp_path_factory) -> Path:
     """A folder with the first 8 real validation images of the shared set (sorted by id)."""
-    folder = tmp_path_factory.mktemp("images")
-    for path in sorted((shared_data / "imagenet_val_1300" / "images").iterdir())[:8]:
-        shutil.copy(path, folder / path.name)
-    return folder
+    return _first_images(shared_data, tmp_path_factory.mktemp("images"), 8)
 
 
 @pytest.fixture(scope="session")
 def real_dataset(eight_images, shared_data, tmp_path_factory) -> Path:
     """The joined dataset (ReaL labels standing in for ReGT) of the 8 images, as the tasks read it."""
-    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
-
-    out = tmp_path_factory.mktemp("dataset")
-    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=eight_images, subset=True)
-    return out
+    return _joined_real_dataset(shared_data, eight_images, tmp_path_factory.mktemp("dataset"))
 
 
 @pytest.fixture(scope="session")
 def sixteen_image_dataset(shared_data, tmp_path_factory) -> Path:
     """The joined dataset (ReaL labels) of the first 16 real validation images: 12 S+, 2 M+, 2 S-."""
-    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
-
-    images = tmp_path_factory.mktemp("sixteen-images")
-    for path in sorted((shared_data / "imagenet_val_1300" / "images").iterdir())[:16]:
-        shutil.copy(path, images / path.name)
-    out = tmp_path_factory.mktemp("sixteen-dataset")
-    build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=images, subset=True)
-    return out
+    images = _first_images(shared_data, tmp_path_factory.mktemp("sixteen-images"), 16)
+    return _joined_real_dataset(shared_data, images, tmp_path_factory.mktemp("sixteen-dataset"))
 
 
 @pytest.fixture(autouse=True)

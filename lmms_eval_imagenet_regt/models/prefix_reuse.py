@@ -37,7 +37,7 @@ class SharedPrefixGenerate:
         self._prefix: torch.Tensor | None = None
         self._cache = None
         self._warned: set[str] = set()
-        self.reused = 0  #: rows generated on top of a cached prefix (the benchmark and tests read it)
+        self.reused = 0  #: rows generated on top of a cached prefix (the tests read it)
 
     def __getattr__(self, name: str):
         return getattr(self.model, name)

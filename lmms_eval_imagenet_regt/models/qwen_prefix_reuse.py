@@ -40,11 +40,11 @@ def _cpu_processes(module_name: str, device: str | None) -> Iterator[None]:
     if Accelerator().num_processes == 1 or not str(device).startswith("cpu"):
         yield
         return
-    module.Accelerator = _OneProcessAccelerator
+    original, module.Accelerator = module.Accelerator, _OneProcessAccelerator
     try:
         yield
     finally:
-        module.Accelerator = Accelerator
+        module.Accelerator = original
 
 
 class _PrefixReuse:
