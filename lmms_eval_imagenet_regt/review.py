@@ -147,7 +147,7 @@ def export_review(
     seed: int = 0,
 ) -> dict:
     """Write `out/page/` (for the reviewer) and `out/key.json` (for the curator); return the key."""
-    equivalences = equivalences or EquivalenceSet.load()
+    equivalences, vocabulary = equivalences or EquivalenceSet.load(), ClassVocabulary.load(names)
     if models:
         unknown = sorted(set(models) - {run.name for run in runs})
         if unknown:
@@ -181,7 +181,6 @@ def export_review(
             "candidates": [{"class": index, "sources": sources[index]} for index in order],
         }
         page_images.append({"image_id": image_id, "file": f"images/{name}", "candidates": order})
-    vocabulary = ClassVocabulary.load(names)
     settings = {
         "runs": [run.name for run in runs],
         "categories": list(categories),
@@ -190,8 +189,8 @@ def export_review(
         "seed": seed,
         "names": names,
     }
-    export_id = hashlib.sha256(json.dumps([truth.sha256, settings, key_images], sort_keys=True).encode()).hexdigest()
-    export_id = export_id[:16]
+    content = json.dumps([truth.sha256, settings, key_images], sort_keys=True).encode()
+    export_id = hashlib.sha256(content).hexdigest()[:16]
     key = {
         "export_id": export_id,
         "parent": {"name": truth.name, "sha256": truth.sha256},
