@@ -125,24 +125,31 @@ def _save(model_class, config, processor, ids: dict[str, int], out: Path) -> Pat
     return out
 
 
+def _qwen_parts(classes: tuple, patch_size: int, rope: dict, text: dict, vision: dict, vocab_size: int = 700):
+    """(config, processor, special-token ids) from (config, processor, video processor) classes; `text` and
+    `vision` override the tiny sizes, `rope` adds to the default rotary settings."""
+    config_class, processor_class, video_processor_class = classes
+    tokenizer, ids = _qwen_tokenizer_ids(vocab_size)
+    config = config_class(
+        text_config={**_qwen_text_config(tokenizer, ids, **rope), **text},
+        vision_config={**_vision_config(patch_size), **vision},
+        **_qwen_token_ids(ids),
+    )
+    return config, _processor(processor_class, video_processor_class, tokenizer, patch_size), ids
+
+
 def qwen3_vl_parts(text: dict | None = None, vision: dict | None = None, vocab_size: int = 700):
     """(config, processor, special-token ids) of a Qwen3-VL: the tiny sizes, or others given as overrides."""
     from transformers import Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-    tokenizer, ids = _qwen_tokenizer_ids(vocab_size)
-    config = Qwen3VLConfig(
-        text_config={
-            **_qwen_text_config(tokenizer, ids, mrope_section=[2, 3, 3], mrope_interleaved=True),
-            **(text or {}),
-        },
-        vision_config={
-            **_vision_config(16, num_position_embeddings=64, deepstack_visual_indexes=[1]),
-            **(vision or {}),
-        },
-        **_qwen_token_ids(ids),
+    return _qwen_parts(
+        (Qwen3VLConfig, Qwen3VLProcessor, Qwen3VLVideoProcessor),
+        16,
+        {"mrope_section": [2, 3, 3], "mrope_interleaved": True},
+        text or {},
+        {"num_position_embeddings": 64, "deepstack_visual_indexes": [1], **(vision or {})},
+        vocab_size,
     )
-    processor = _processor(Qwen3VLProcessor, Qwen3VLVideoProcessor, tokenizer, 16)
-    return config, processor, ids
 
 
 def build_tiny_qwen3_vl(out: Path) -> Path:
@@ -162,13 +169,13 @@ def build_tiny_qwen2_5_vl(out: Path) -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    tokenizer, ids = _qwen_tokenizer_ids()
-    config = Qwen2_5_VLConfig(
-        text_config=_qwen_text_config(tokenizer, ids, mrope_section=[2, 3, 3]),
-        vision_config=_vision_config(14, window_size=56, fullatt_block_indexes=[1]),
-        **_qwen_token_ids(ids),
+    config, processor, ids = _qwen_parts(
+        (Qwen2_5_VLConfig, Qwen2_5_VLProcessor, Qwen2VLVideoProcessor),
+        14,
+        {"mrope_section": [2, 3, 3]},
+        {},
+        {"window_size": 56, "fullatt_block_indexes": [1]},
     )
-    processor = _processor(Qwen2_5_VLProcessor, Qwen2VLVideoProcessor, tokenizer, 14)
     return _save(Qwen2_5_VLForConditionalGeneration, config, processor, ids, out)
 
 
