@@ -15,8 +15,8 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from lmms_eval_imagenet_regt.dataset_builder import build_dataset
-from lmms_eval_imagenet_regt.ground_truth import load_ground_truth
+from lmms_eval_imagenet_regt.labels.ground_truth import load_ground_truth
+from lmms_eval_imagenet_regt.outputs.dataset import build_dataset
 
 DEFAULT_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet_val_1300" / "images"
 

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 from lmms_eval_imagenet_regt import ClassVocabulary
-from lmms_eval_imagenet_regt.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, get_encoder, map_answers
+from lmms_eval_imagenet_regt.protocol.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, get_encoder, map_answers
 
 
 def answers(total: int, distinct: int, seed: int = 0) -> list[str]:

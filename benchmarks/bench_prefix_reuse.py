@@ -59,7 +59,7 @@ SIZES = {
 
 
 def _inputs(processor, images: list[Image.Image], batch: int) -> list:
-    from lmms_eval_imagenet_regt.lmms_hooks import doc_to_messages
+    from lmms_eval_imagenet_regt.lmms.hooks import doc_to_messages
 
     kwargs = {"protocol": "cw"}
     batches = []

@@ -4,12 +4,12 @@ Data flow: class vocabulary → ground truth → protocol (prompt, answer parsin
 reporting; each step is one module of this package.
 """
 
-from .equivalences import EquivalenceSet
 from .errors import InputError
-from .ground_truth import GroundTruth, ImageLabels, load_ground_truth, normalize_image_id
+from .labels.equivalences import EquivalenceSet
+from .labels.ground_truth import GroundTruth, ImageLabels, load_ground_truth, normalize_image_id
+from .labels.vocabulary import ClassVocabulary
 from .predictions import read_predictions, score_file
 from .scoring import CATEGORIES, ScoreTable, image_category, mean_interval, score_predictions
-from .vocabulary import ClassVocabulary
 
 __version__ = "0.1.0"
 

@@ -6,14 +6,14 @@ import argparse
 import sys
 
 from .errors import InputError
-from .ground_truth import FORMATS, NAMED_GROUND_TRUTHS
-from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
+from .labels.ground_truth import FORMATS, NAMED_GROUND_TRUTHS
+from .labels.vocabulary import BUILTIN_NAME_SETS, DEFAULT_NAME_SET
+from .protocol.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
 from .scoring import CONVENTIONS
-from .vocabulary import BUILTIN_NAME_SETS, DEFAULT_NAME_SET
 
 
 def _tasks_dir() -> str:
-    from .lmms_plugin import tasks_dir
+    from .lmms.plugin import tasks_dir
 
     return str(tasks_dir())
 
@@ -42,8 +42,8 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
+    from .outputs.report import to_json, to_markdown
     from .predictions import score_file
-    from .report import to_json, to_markdown
 
     table, parsed = score_file(
         args.predictions, args.gt, convention=args.convention, equivalences=args.equivalences, names=args.names
@@ -56,7 +56,7 @@ def _score(args: argparse.Namespace) -> None:
 
 
 def _build_dataset(args: argparse.Namespace) -> None:
-    from .dataset_builder import build_dataset, push_to_hub
+    from .outputs.dataset import build_dataset, push_to_hub
 
     report = build_dataset(
         args.labels,
@@ -87,8 +87,8 @@ def _build_dataset(args: argparse.Namespace) -> None:
 def _map(args: argparse.Namespace) -> None:
     import json
 
-    from .mapping import map_answers
-    from .vocabulary import ClassVocabulary
+    from .labels.vocabulary import ClassVocabulary
+    from .protocol.mapping import map_answers
 
     if args.answers == "-":
         answers = sys.stdin.read().splitlines()
@@ -115,8 +115,8 @@ def _rescore(args: argparse.Namespace) -> None:
     import dataclasses
     import json
 
-    from .equivalences import EquivalenceSet
-    from .ground_truth import load_ground_truth
+    from .labels.equivalences import EquivalenceSet
+    from .labels.ground_truth import load_ground_truth
     from .records import read_run, score_records
 
     truth = load_ground_truth(args.gt) if args.gt else None
@@ -144,14 +144,14 @@ def _rescore(args: argparse.Namespace) -> None:
 def _mc_repeats(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from .repeats import run_repeats, to_markdown
+    from .outputs.repeats import run_repeats, to_markdown
 
     summary = run_repeats(args.task, args.repeats, Path(args.out), args.lmms_eval_args, launcher=args.launcher)
     print(to_markdown(summary))
 
 
 def _submit(args: argparse.Namespace) -> None:
-    from .submission import write_submissions
+    from .outputs.submission import write_submissions
 
     for path in write_submissions(args.results_dir, args.out, model_id=args.model_id, revision=args.revision):
         print(f"wrote {path}")
@@ -159,8 +159,8 @@ def _submit(args: argparse.Namespace) -> None:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    from .ground_truth import load_ground_truth
-    from .submission import validate_file
+    from .labels.ground_truth import load_ground_truth
+    from .outputs.submission import validate_file
 
     expected = args.labels_hash or (load_ground_truth(args.labels).sha256 if args.labels else None)
     failed = 0
@@ -176,16 +176,16 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _leaderboard(args: argparse.Namespace) -> None:
-    from .leaderboard import write_leaderboard
+    from .outputs.leaderboard import write_leaderboard
 
     for kind, path in write_leaderboard(args.submissions, args.out, with_reference=not args.no_reference).items():
         print(f"{kind}: {path}")
 
 
 def _review_export(args: argparse.Namespace) -> None:
-    from .equivalences import EquivalenceSet
-    from .ground_truth import load_ground_truth
-    from .review import Run, export_review
+    from .labels.equivalences import EquivalenceSet
+    from .labels.ground_truth import load_ground_truth
+    from .outputs.review import Run, export_review
 
     key = export_review(
         [Run.load(spec) for spec in args.runs],
@@ -205,8 +205,8 @@ def _review_export(args: argparse.Namespace) -> None:
 
 
 def _review_import(args: argparse.Namespace) -> None:
-    from .ground_truth import load_ground_truth
-    from .review import import_review, summary_markdown
+    from .labels.ground_truth import load_ground_truth
+    from .outputs.review import import_review, summary_markdown
 
     provenance = import_review(
         args.review, args.decisions, load_ground_truth(args.gt), args.out, reviewer=args.reviewer, version=args.version

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .equivalences import EquivalenceSet
 from .errors import InputError
-from .ground_truth import load_ground_truth, normalize_image_id
-from .jsonl import iter_jsonl
+from .files import iter_jsonl
+from .labels.equivalences import EquivalenceSet
+from .labels.ground_truth import load_ground_truth, normalize_image_id
+from .labels.vocabulary import ClassVocabulary
 from .scoring import Prediction, ScoreTable, as_prediction, score_predictions
-from .vocabulary import ClassVocabulary
 
 
 @dataclass(frozen=True)

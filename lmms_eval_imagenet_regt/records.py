@@ -13,12 +13,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .equivalences import EquivalenceSet
 from .errors import InputError
-from .ground_truth import GroundTruth, ImageLabels
-from .jsonl import iter_jsonl
-from .mapping import map_answers
-from .protocol import ProtocolConfig, parse_answer, prompt_hash
+from .files import iter_jsonl
+from .labels.equivalences import EquivalenceSet
+from .labels.ground_truth import GroundTruth, ImageLabels
+from .protocol.mapping import map_answers
+from .protocol.settings import ProtocolConfig, parse_answer, prompt_hash
 from .scoring import CATEGORIES, ScoreTable, score_predictions
 
 SUBSETS = tuple(c for c in CATEGORIES if c != "N")

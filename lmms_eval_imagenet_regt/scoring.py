@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 
-from .equivalences import EquivalenceSet
 from .errors import InputError
-from .ground_truth import GroundTruth, ImageLabels
-from .vocabulary import NUM_CLASSES
+from .labels.equivalences import EquivalenceSet
+from .labels.ground_truth import GroundTruth, ImageLabels
+from .labels.vocabulary import NUM_CLASSES
 
 CATEGORIES = ("A", "S", "S+", "S-", "M", "M+", "M-", "N")
 #: The categories every image falls in exactly one of.

@@ -34,7 +34,7 @@ def _first_images(shared_data: Path, folder: Path, count: int) -> Path:
 
 def _joined_real_dataset(shared_data: Path, images: Path, out: Path) -> Path:
     """The joined dataset of `images` with their ReaL labels, as the tasks read it."""
-    from lmms_eval_imagenet_regt.dataset_builder import build_dataset
+    from lmms_eval_imagenet_regt.outputs.dataset import build_dataset
 
     build_dataset(f"real={shared_data / 'real' / 'real.json'}", out, images=images, subset=True)
     return out
@@ -70,7 +70,7 @@ def scripted_answers(real_dataset, tmp_path_factory) -> Path:
     """Free-text answers for the 8 images: exact, paraphrased, out-of-list, empty and garbage."""
     import json
 
-    from lmms_eval_imagenet_regt.dataset_builder import read_labels
+    from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 
     answers = [
         "Kayak",
@@ -95,8 +95,8 @@ def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
     import string
 
     from lmms_eval_imagenet_regt import ClassVocabulary, EquivalenceSet
-    from lmms_eval_imagenet_regt.dataset_builder import read_labels
-    from lmms_eval_imagenet_regt.options import sample_options
+    from lmms_eval_imagenet_regt.outputs.dataset import read_labels
+    from lmms_eval_imagenet_regt.protocol.options import sample_options
     from tests.lmms_run import run_lmms_eval
 
     labels = read_labels(real_dataset)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lmms_eval_imagenet_regt import ClassVocabulary
-from lmms_eval_imagenet_regt.dataset_builder import read_labels
+from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 from lmms_eval_imagenet_regt.records import METRICS
 from tests.lmms_run import TWO_CPU_PROCESSES, metric, run_lmms_eval
 
@@ -119,7 +119,7 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
         assert metric(runs[task], "imgt_A") == right
         assert f"weights: {checkpoint}" in metric(runs[task], "model_info")
     # the run gives valid leaderboard submissions that carry the model's weights and preprocessing
-    from lmms_eval_imagenet_regt.submission import validate_file, write_submissions
+    from lmms_eval_imagenet_regt.outputs.submission import validate_file, write_submissions
 
     written = write_submissions(runs["imagenet_real_cw"]["results_path"].parent, tmp_path / "subs")
     submission = validate_file(next(p for p in written if p.name.endswith("imagenet_real_cw.json")))

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from lmms_eval_imagenet_regt import InputError
-from lmms_eval_imagenet_regt.dataset_builder import build_dataset, push_to_hub, read_labels
+from lmms_eval_imagenet_regt.outputs.dataset import build_dataset, push_to_hub, read_labels
 
 
 @pytest.fixture(scope="module")

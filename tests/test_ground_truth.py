@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from lmms_eval_imagenet_regt import EquivalenceSet, InputError, image_category, load_ground_truth
-from lmms_eval_imagenet_regt.ground_truth import normalize_image_id, original_labels
+from lmms_eval_imagenet_regt.labels.ground_truth import normalize_image_id, original_labels
 
 FLAWS_TO_CATEGORY = {"A": "S+", "B": "S-", "Z": "N"}
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from lmms_eval_imagenet_regt import InputError
-from lmms_eval_imagenet_regt.lmms_plugin import resolve_data_source, tasks_dir
+from lmms_eval_imagenet_regt.lmms.plugin import resolve_data_source, tasks_dir
 from lmms_eval_imagenet_regt.records import METRICS
 from tests.lmms_run import OFFLINE
 

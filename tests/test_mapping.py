@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lmms_eval_imagenet_regt import ClassVocabulary
-from lmms_eval_imagenet_regt.mapping import class_matrix, get_encoder, map_answers
+from lmms_eval_imagenet_regt.protocol.mapping import class_matrix, get_encoder, map_answers
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -87,7 +87,7 @@ def test_open_clip_text_tower_encoder(tmp_path):
 @pytest.mark.parametrize("bad", ["no-template", ""])
 def test_templates_must_hold_a_slot(bad):
     from lmms_eval_imagenet_regt import InputError
-    from lmms_eval_imagenet_regt.protocol import ProtocolConfig
+    from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig
 
     with pytest.raises(InputError, match="templates"):
         ProtocolConfig(protocol="ow", templates=(bad,))

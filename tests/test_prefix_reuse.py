@@ -15,7 +15,7 @@ from loguru import logger
 from PIL import Image
 
 from lmms_eval_imagenet_regt.models.prefix_reuse import SharedPrefixGenerate
-from lmms_eval_imagenet_regt.protocol import ProtocolConfig, class_list_prompt, question_prompt
+from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig, class_list_prompt, question_prompt
 from tests.lmms_run import TWO_CPU_PROCESSES, run_lmms_eval
 from tests.tiny_models import build_tiny_qwen2_5_vl, build_tiny_qwen3_vl
 

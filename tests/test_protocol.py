@@ -4,9 +4,9 @@ import pytest
 from PIL import Image
 
 from lmms_eval_imagenet_regt import EquivalenceSet, load_ground_truth
-from lmms_eval_imagenet_regt.lmms_hooks import doc_to_messages, doc_to_text
-from lmms_eval_imagenet_regt.options import OPTION_SETS, sample_options
-from lmms_eval_imagenet_regt.protocol import ProtocolConfig, parse_answer, prompt_hash, strip_answer
+from lmms_eval_imagenet_regt.lmms.hooks import doc_to_messages, doc_to_text
+from lmms_eval_imagenet_regt.protocol.options import OPTION_SETS, sample_options
+from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig, parse_answer, prompt_hash, strip_answer
 
 CW = ProtocolConfig(protocol="cw")
 
@@ -116,7 +116,7 @@ def test_confusion_option_sets_use_the_confusion_file(real_sample, shared_data, 
     import json
 
     from lmms_eval_imagenet_regt import InputError
-    from lmms_eval_imagenet_regt.vocabulary import wordnet_ids
+    from lmms_eval_imagenet_regt.labels.vocabulary import wordnet_ids
 
     monkeypatch.delenv("IMAGENET_REGT_CONFUSIONS", raising=False)
     with pytest.raises(InputError, match="IMAGENET_REGT_CONFUSIONS"):

@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 from lmms_eval_imagenet_regt import EquivalenceSet, InputError
-from lmms_eval_imagenet_regt.dataset_builder import read_labels
-from lmms_eval_imagenet_regt.leaderboard import reference_rows
-from lmms_eval_imagenet_regt.options import sample_options
+from lmms_eval_imagenet_regt.outputs.dataset import read_labels
+from lmms_eval_imagenet_regt.outputs.leaderboard import reference_rows
+from lmms_eval_imagenet_regt.outputs.submission import build_submissions, validate, validate_file
+from lmms_eval_imagenet_regt.protocol.options import sample_options
 from lmms_eval_imagenet_regt.records import METRICS
-from lmms_eval_imagenet_regt.submission import build_submissions, validate, validate_file
 from tests.browser import ARTIFACTS, browser_context
 from tests.lmms_run import OFFLINE, metric
 

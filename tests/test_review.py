@@ -26,9 +26,9 @@ from datetime import date
 import pytest
 
 from lmms_eval_imagenet_regt import ClassVocabulary, InputError
-from lmms_eval_imagenet_regt.dataset_builder import build_dataset, read_labels
-from lmms_eval_imagenet_regt.ground_truth import load_ground_truth
-from lmms_eval_imagenet_regt.review import Run, export_review, import_review
+from lmms_eval_imagenet_regt.labels.ground_truth import load_ground_truth
+from lmms_eval_imagenet_regt.outputs.dataset import build_dataset, read_labels
+from lmms_eval_imagenet_regt.outputs.review import Run, export_review, import_review
 from tests.browser import ARTIFACTS, browser_context
 from tests.lmms_run import run_lmms_eval
 

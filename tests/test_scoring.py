@@ -16,7 +16,7 @@ from lmms_eval_imagenet_regt import (
     mean_interval,
     score_predictions,
 )
-from lmms_eval_imagenet_regt.ground_truth import image_id_for_position, load_ground_truth
+from lmms_eval_imagenet_regt.labels.ground_truth import image_id_for_position, load_ground_truth
 
 
 def _image(n, imgt, labels, not_sure=False):

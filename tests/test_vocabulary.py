@@ -3,7 +3,7 @@ import json
 import pytest
 
 from lmms_eval_imagenet_regt import ClassVocabulary, InputError
-from lmms_eval_imagenet_regt.vocabulary import normalize_lenient
+from lmms_eval_imagenet_regt.labels.vocabulary import normalize_lenient
 
 
 @pytest.mark.parametrize("name_set", ["clean", "openai", "wordnet"])

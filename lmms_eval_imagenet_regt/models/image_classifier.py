@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from lmms_eval.api.instance import Instance
 
-from ..ground_truth import normalize_image_id
-from ..vocabulary import DEFAULT_NAME_SET, ClassVocabulary
+from ..labels.ground_truth import normalize_image_id
+from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from .local_model import LocalModel
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from ..mapping import class_matrix, get_encoder
+from ..protocol.mapping import class_matrix, get_encoder
 from .image_classifier import ImageClassifierModel
 
 

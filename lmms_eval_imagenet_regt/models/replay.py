@@ -10,8 +10,8 @@ from __future__ import annotations
 from lmms_eval.api.instance import Instance
 
 from ..errors import InputError
-from ..ground_truth import normalize_image_id
-from ..jsonl import iter_jsonl
+from ..files import iter_jsonl
+from ..labels.ground_truth import normalize_image_id
 from .local_model import LocalModel
 
 

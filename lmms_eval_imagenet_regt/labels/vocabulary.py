@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 NUM_CLASSES = 1000
 DEFAULT_NAME_SET = "clean"

@@ -23,11 +23,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .equivalences import EquivalenceSet
-from .errors import InputError
-from .ground_truth import GroundTruth, load_ground_truth, normalize_image_id
-from .scoring import image_category
-from .vocabulary import wordnet_ids
+from ..errors import InputError
+from ..labels.equivalences import EquivalenceSet
+from ..labels.ground_truth import GroundTruth, load_ground_truth, normalize_image_id
+from ..labels.vocabulary import wordnet_ids
+from ..scoring import image_category
 
 SPLIT = "validation"
 _IMAGE_FILE = re.compile(r"^ILSVRC2012_val_\d{8}\.jpe?g$", re.IGNORECASE)
@@ -157,7 +157,7 @@ def build_dataset(
     else:
         report.rows = _write_shards(rows(False), out_dir / "data", features(False), len(ids), shard_size)
     report.categories = dict(Counter(image_category(truth[i], eq) for i in ids))
-    from .dataset_card import write_card
+    from .card import write_card
 
     write_card(out_dir, truth, report, eq, with_images=files is not None)
     return report
@@ -190,7 +190,7 @@ def _write_shards(rows: Iterator[dict], folder: Path, feats, total: int, shard_s
 def read_labels(folder: str | Path) -> GroundTruth:
     """The labels of a built dataset folder (labels-only part when present)."""
     folder = Path(folder)
-    from .ground_truth import read_regt_parquet
+    from ..labels.ground_truth import read_regt_parquet
 
     return read_regt_parquet(folder / "labels" if (folder / "labels").is_dir() else folder / "data")
 

@@ -21,10 +21,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .protocol import PROTOCOLS
-from .records import METRICS
-from .scoring import CATEGORIES
+from ..errors import InputError
+from ..protocol.settings import PROTOCOLS
+from ..records import METRICS
+from ..scoring import CATEGORIES
 
 SCHEMA = "lmms-eval-imagenet-regt/submission"
 SCHEMA_VERSION = 1

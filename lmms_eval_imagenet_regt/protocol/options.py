@@ -16,10 +16,10 @@ from collections import defaultdict
 from functools import cache
 from pathlib import Path
 
-from .equivalences import EquivalenceSet
-from .errors import InputError
-from .ground_truth import ImageLabels
-from .vocabulary import NUM_CLASSES, wordnet_ids
+from ..errors import InputError
+from ..labels.equivalences import EquivalenceSet
+from ..labels.ground_truth import ImageLabels
+from ..labels.vocabulary import NUM_CLASSES, wordnet_ids
 
 OPTION_SETS = ("imgt_random", "imgt_conf", "regt_conf", "imgt_regt_random", "imgt_regt_conf")
 DEFAULT_NUM_OPTIONS = 4

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-from .errors import InputError
-from .jsonl import iter_jsonl
+from ..errors import InputError
+from ..files import iter_jsonl
 from .vocabulary import NUM_CLASSES, timm_info_file
 
 NUM_VAL_IMAGES = 50_000

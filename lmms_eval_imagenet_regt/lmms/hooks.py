@@ -1,6 +1,6 @@
 """lmms-eval hooks: documents → prompts, answers → per-image records, records → the paper's metrics.
 
-Task YAMLs point here (`!function lmms_eval_imagenet_regt.lmms_hooks.NAME`), so the logic lives once in
+Task YAMLs point here (`!function lmms_eval_imagenet_regt.lmms.hooks.NAME`), so the logic lives once in
 the package. Flow per task:
 
 1. `doc_to_messages` / `doc_to_text` build the prompt from the protocol settings in
@@ -21,12 +21,12 @@ from typing import Any
 
 from lmms_eval.api.filter import Filter
 
-from .equivalences import EquivalenceSet
-from .ground_truth import ImageLabels, normalize_image_id
-from .models.local_model import describe_models
-from .options import sample_options
-from .protocol import ProtocolConfig, class_list_prompt, question_prompt
-from .records import METRICS, make_record, score_records
+from ..labels.equivalences import EquivalenceSet
+from ..labels.ground_truth import ImageLabels, normalize_image_id
+from ..models.local_model import describe_models
+from ..protocol.options import sample_options
+from ..protocol.settings import ProtocolConfig, class_list_prompt, question_prompt
+from ..records import METRICS, make_record, score_records
 
 #: Protocol settings by hash, registered by each AnswerFilter so rank 0's aggregation can find them.
 _CONFIGS: dict[str, ProtocolConfig] = {}

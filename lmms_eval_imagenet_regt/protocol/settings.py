@@ -19,10 +19,10 @@ import re
 import string
 from dataclasses import asdict, dataclass, field
 
-from .errors import InputError
+from ..errors import InputError
+from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
 from .options import DEFAULT_NUM_OPTIONS, OPTION_SETS
-from .vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 
 PROTOCOLS = ("ow", "cw", "cwplus", "mc")
 LABEL_FORMATS = ("names", "ids")

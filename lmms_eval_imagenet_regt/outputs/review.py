@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from .equivalences import EquivalenceSet
-from .errors import InputError
-from .ground_truth import GroundTruth, ImageLabels, normalize_image_id, read_regt_jsonl
-from .records import final_predictions, read_run
-from .scoring import LEAF_CATEGORIES, image_category
-from .vocabulary import ClassVocabulary
+from ..errors import InputError
+from ..labels.equivalences import EquivalenceSet
+from ..labels.ground_truth import GroundTruth, ImageLabels, normalize_image_id, read_regt_jsonl
+from ..labels.vocabulary import ClassVocabulary
+from ..records import final_predictions, read_run
+from ..scoring import LEAF_CATEGORIES, image_category
 
-PAGE = Path(__file__).parent / "data" / "review.html"
+PAGE = Path(__file__).parents[1] / "data" / "review.html"
 DEFAULT_CATEGORIES = ("S+", "S-", "M+", "M-")
 #: Outcomes of one reviewed image, in the summary's column order.
 OUTCOMES = ("took model", "kept label", "combined", "other", "not sure")

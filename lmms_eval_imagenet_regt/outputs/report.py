@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .scoring import CATEGORIES, ScoreTable
+from ..scoring import CATEGORIES, ScoreTable
 
 
 def _percent(value: float | None) -> str:

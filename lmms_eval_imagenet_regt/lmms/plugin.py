@@ -20,7 +20,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 
 #: Placeholders a task YAML may use as `dataset_path`, each replaced by its environment variable.
 DATA_SOURCES = ("IMAGENET_REGT_DATA", "IMAGENET_REAL_DATA")

@@ -34,7 +34,7 @@ class Row:
 
 
 def reference_rows() -> list[Row]:
-    data = json.loads(resources.files(__package__).joinpath("data/paper_table3.json").read_text())
+    data = json.loads(resources.files("lmms_eval_imagenet_regt").joinpath("data/paper_table3.json").read_text())
     return [Row(model, task, tuple(values), reference=True) for model, task, values in data["rows"]]
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError
+from ..errors import InputError
 from .vocabulary import NUM_CLASSES
 
 DEFAULT_EQUIVALENCES = "default"
@@ -84,7 +84,7 @@ class EquivalenceSet:
         if spec == "none":
             return cls.empty()
         if spec == DEFAULT_EQUIVALENCES:
-            text = resources.files(__package__).joinpath("data/equivalences.json").read_text()
+            text = resources.files("lmms_eval_imagenet_regt").joinpath("data/equivalences.json").read_text()
             return cls._from_json(json.loads(text), source=DEFAULT_EQUIVALENCES)
         path = Path(spec)
         if not path.is_file():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import yaml
 
-from .equivalences import EquivalenceSet
-from .ground_truth import GroundTruth
-from .scoring import LEAF_CATEGORIES
+from ..labels.equivalences import EquivalenceSet
+from ..labels.ground_truth import GroundTruth
+from ..scoring import LEAF_CATEGORIES
 
 
 def card_template() -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .vocabulary import ClassVocabulary
+from ..labels.vocabulary import ClassVocabulary
 
 CACHE_ENV = "IMAGENET_REGT_CACHE"
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"

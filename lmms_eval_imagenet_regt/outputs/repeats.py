@@ -15,10 +15,10 @@ from pathlib import Path
 
 import yaml
 
-from .errors import InputError
-from .lmms_plugin import tasks_dir
-from .records import METRICS
-from .scoring import mean_interval
+from ..errors import InputError
+from ..lmms.plugin import tasks_dir
+from ..records import METRICS
+from ..scoring import mean_interval
 
 #: Metrics summarised over repeats: the accuracies and OOP rates (counts and hashes do not vary).
 REPEATED = tuple(m for m in METRICS["mc"] if m.startswith(("imgt_", "regt_", "im_and_re_", "oop_")))
@@ -49,7 +49,7 @@ def write_repeat_tasks(task: str, repeats: int, folder: Path) -> list[str]:
         (folder / f"{name}.yaml").write_text(
             f"include: {tasks_dir() / f'{task}.yaml'}\ntask: {name}\n{body}"
             f"filter_list:\n  - name: mc\n    filter:\n"
-            f"      - function: !function lmms_eval_imagenet_regt.lmms_hooks.AnswerFilter\n        <<: *protocol\n",
+            f"      - function: !function lmms_eval_imagenet_regt.lmms.hooks.AnswerFilter\n        <<: *protocol\n",
             encoding="utf-8",
         )
         names.append(name)
