@@ -1,17 +1,18 @@
 """ImageNet-1k classification by multimodal LLMs, scored against ReGT multi-labels (Kisel et al. 2026).
 
-Data flow: class vocabulary → ground truth → protocol (prompt, answer parsing) → mapping → scoring →
-reporting; each step is one module of this package.
+Data flow: labels (vocabulary, ground truth, categories) → protocol (prompt, answer reading, mapping) →
+scoring and records → lmms-eval tasks and models → outputs (datasets, submissions, leaderboard, review).
 """
 
 from .errors import InputError
+from .labels.categories import CATEGORIES, image_category
 from .labels.equivalences import EquivalenceSet
 from .labels.ground_truth import GroundTruth, ImageLabels, load_ground_truth, normalize_image_id
 from .labels.vocabulary import ClassVocabulary
 from .predictions import read_predictions, score_file
-from .scoring import CATEGORIES, ScoreTable, image_category, mean_interval, score_predictions
+from .scoring import ScoreTable, judge, mean_interval, score_predictions
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CATEGORIES",
@@ -22,6 +23,7 @@ __all__ = [
     "InputError",
     "ScoreTable",
     "image_category",
+    "judge",
     "load_ground_truth",
     "mean_interval",
     "normalize_image_id",

@@ -117,28 +117,31 @@ def _rescore(args: argparse.Namespace) -> None:
 
     from .labels.equivalences import EquivalenceSet
     from .labels.ground_truth import load_ground_truth
-    from .records import read_run, score_records
+    from .outputs.runs import read_samples
+    from .records import breakdown_table, records_ground_truth, remap, score_records
 
     truth = load_ground_truth(args.gt) if args.gt else None
-    equivalences = EquivalenceSet.load(args.equivalences)
+    equivalences = EquivalenceSet.load(args.equivalences) if args.equivalences else None
     scores = {}
     for path in args.samples:
-        task, records, config = read_run(path)
+        run = read_samples(path)
         overrides = {"encoder": args.encoder, "templates": tuple(args.templates) if args.templates else None}
-        config = dataclasses.replace(config, **{k: v for k, v in overrides.items() if v})
-        values = score_records(
-            records, config, ground_truth=truth, equivalences=equivalences, convention=args.convention
+        config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if v})
+        records = remap(run.records, config) if config != run.config else run.records
+        labels = truth or records_ground_truth(records, run.label_set, run.recorded["labels"]["source"])
+        scored = score_records(
+            records, config, ground_truth=labels, equivalences=equivalences, convention=args.convention
         )
-        scores[f"{task} ({path})" if len(args.samples) > 1 else task] = values
+        scores[f"{run.task} ({path})" if len(args.samples) > 1 else run.task] = {
+            "label_set": labels.label_set,
+            "protocol": config.protocol,
+            **scored,
+        }
     if args.format == "json":
         print(json.dumps(scores, indent=2))
         return
-    columns = ("imgt_A", "regt_A", "regt_S", "regt_S+", "regt_S-", "regt_M", "regt_M+", "regt_M-", "im_and_re_A")
-    print("| run | images | " + " | ".join(columns) + " | oop_A |")
-    print("|" + "---|" * (len(columns) + 3))
     for name, values in scores.items():
-        cells = ["–" if values.get(c) is None else f"{100 * values[c]:.2f}" for c in (*columns, "oop_A")]
-        print(f"| {name} | {values['count_A']} | " + " | ".join(cells) + " |")
+        print(f"## {name}\n\n{breakdown_table(values['metrics'], values['label_set'], values['protocol'])}\n")
 
 
 def _mc_repeats(args: argparse.Namespace) -> None:
@@ -153,24 +156,29 @@ def _mc_repeats(args: argparse.Namespace) -> None:
 def _submit(args: argparse.Namespace) -> None:
     from .outputs.submission import write_submissions
 
-    for path in write_submissions(args.results_dir, args.out, model_id=args.model_id, revision=args.revision):
+    written = write_submissions(
+        args.results, args.out, model_id=args.model_id, revision=args.revision, allow_failed=args.allow_failed
+    )
+    for path in written:
         print(f"wrote {path}")
     print(f"wrote {args.out}/.eval_results/ (copy it into the model repo on the Hub)")
 
 
 def _validate(args: argparse.Namespace) -> None:
     from .labels.ground_truth import load_ground_truth
-    from .outputs.submission import validate_file
+    from .outputs.submission import validate_file, warnings
 
-    expected = args.labels_hash or (load_ground_truth(args.labels).sha256 if args.labels else None)
+    expected = args.labels_hash or (load_ground_truth(args.labels).set_sha256 if args.labels else None)
     failed = 0
     for path in args.submissions:
         try:
-            validate_file(path, expected)
-            print(f"{path}: valid")
+            submission = validate_file(path, expected)
         except InputError as error:
             failed += 1
             print(f"imagenet-regt: {error}", file=sys.stderr)
+            continue
+        notes = warnings(submission)
+        print(f"{path}: valid" + "".join(f"\n  warning: {note}" for note in notes))
     if failed:
         raise SystemExit(1)
 
@@ -283,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     rescore = commands.add_parser("rescore", help="recompute a run's metrics from its samples file, no model")
     rescore.add_argument("samples", nargs="+", help="lmms-eval <date>_samples_<task>.jsonl (results file beside it)")
     rescore.add_argument("--gt", help="another ground truth (as for `score`); default: the labels of the run")
-    rescore.add_argument("--equivalences", default="default", help="default, none or a JSON file")
+    rescore.add_argument("--equivalences", help="default, none or a JSON file (default: the run's)")
     rescore.add_argument("--convention", choices=CONVENTIONS, default="regt")
     rescore.add_argument("--encoder", help="another text encoder for OW/CW+ mapping")
     rescore.add_argument("--templates", nargs="+", help="other class-name templates for the mapping")
@@ -301,11 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     repeats.set_defaults(lmms_eval_args=[])
     repeats.set_defaults(run=_mc_repeats)
 
-    submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results folder")
-    submit.add_argument("results_dir", help="the --output_path of the run (newest results file is used)")
+    submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results file")
+    submit.add_argument("results", help="the run's *_results.json, or a folder holding exactly one")
     submit.add_argument("--out", default="submissions", help="output folder (default: submissions)")
     submit.add_argument("--model-id", help="Hub model id (default: pretrained= / model= of the model args)")
     submit.add_argument("--revision", help="model revision or commit (default: revision= of the model args)")
+    submit.add_argument("--allow-failed", action="store_true", help="submit even if some requests failed")
     submit.set_defaults(run=_submit)
 
     check = commands.add_parser("validate", help="check submission files; exit 1 if any is invalid")

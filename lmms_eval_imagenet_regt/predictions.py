@@ -34,7 +34,7 @@ def read_predictions(path: str | Path, vocabulary: ClassVocabulary) -> Predictio
     for line, row in iter_jsonl(path):
         if not isinstance(row, dict) or "image_id" not in row:
             raise InputError(path, "a line needs an 'image_id'", line=line, value=row)
-        image_id = normalize_image_id(row["image_id"], path, line)
+        image_id = normalize_image_id(row["image_id"], path, line=line)
         if image_id in predictions:
             raise InputError(path, "duplicate image id", line=line, value=image_id)
         if "prediction" in row:

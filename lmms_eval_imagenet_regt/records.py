@@ -1,159 +1,177 @@
-"""Per-image records (answer + ground truth) and the metrics of a task computed from them.
+"""Per-image records and the metrics of a task computed from them.
 
-One record per image is what an lmms-eval run logs in its samples file; the same function scores it during
-the run (rank 0's aggregation) and afterwards (`imagenet-regt rescore`), so a re-score with the run's own
-settings reproduces the run exactly.
+One compact record per image per task is what a run logs in its samples file (under the `images` key):
+
+    {"task", "image_id", "imgt", "labels", "not_sure",
+     "answer" (the raw answer, first RAW_CHARS characters), "answer_chars", "answer_sha256",
+     "outcome" (parsed, mapped, unanswered, truncated, failed), "cleaned" (what was matched or mapped),
+     "classes" (the final predicted classes), "similarity" (mapped answers), "out_of_prompt" (CW, CW+, MC),
+     "options" (MC)}
+
+The same function scores the records during the run (rank 0's aggregation) and afterwards
+(`imagenet-regt rescore`), so a re-score with the run's own settings reproduces the run exactly.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Iterable
-from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .files import iter_jsonl
+from .labels.categories import CATEGORIES
 from .labels.equivalences import EquivalenceSet
-from .labels.ground_truth import GroundTruth, ImageLabels
+from .labels.ground_truth import GroundTruth, ImageLabels, labels_sha256
+from .protocol.answers import OUTCOMES, Reading
 from .protocol.mapping import map_answers
-from .protocol.settings import ProtocolConfig, parse_answer, prompt_hash
-from .scoring import CATEGORIES, ScoreTable, score_predictions
+from .protocol.settings import ProtocolConfig
+from .scoring import ScoreTable, score_predictions
 
-SUBSETS = tuple(c for c in CATEGORIES if c != "N")
-#: The metrics every task reports (accuracies are fractions in [0, 1]).
-COMMON_METRICS = (
-    ("imgt_A", "regt_A", "im_and_re_A")
-    + tuple(f"regt_{c}" for c in SUBSETS[1:])
-    + tuple(f"imgt_{c}" for c in SUBSETS[1:])
-    + ("imgt_N",)
-    + tuple(f"count_{c}" for c in CATEGORIES)
-    + ("per_class_imgt", "per_class_regt", "unanswered", "answer_length")
-    + ("prompt_hash", "labels_hash", "world_size", "versions", "model_info")
-)
-OOP_METRICS = tuple(f"oop_{c}" for c in SUBSETS)
-CW_FROM_CWPLUS_METRICS = ("cw_imgt_A", "cw_regt_A", "cw_im_and_re_A")
-METRICS = {
-    "ow": COMMON_METRICS,
-    "mc": COMMON_METRICS + OOP_METRICS,
-    "cw": COMMON_METRICS + OOP_METRICS,
-    "cwplus": COMMON_METRICS + OOP_METRICS + CW_FROM_CWPLUS_METRICS,
-}
+#: Characters of the raw answer kept in a record (its full length and hash are kept too).
+RAW_CHARS = 1000
+RECORD_KEY = "images"
 
 
 def make_record(
-    labels: ImageLabels, raw_answer: str, config: ProtocolConfig, config_key: str, options: list[int] | None
-) -> dict[str, Any]:
-    """Parse one answer against its image's prompt; keep everything a later re-score needs."""
-    parsed = parse_answer(raw_answer, config, options)
-    record = {
+    task: str, protocol: str, labels: ImageLabels, raw: str, reading: Reading, options: list[int] | None
+) -> dict:
+    """The record of one image: its labels, what the model said, and what it was read as."""
+    record: dict[str, Any] = {
+        "task": task,
         "image_id": labels.image_id,
         "imgt": labels.imgt,
         "labels": sorted(labels.labels),
         "not_sure": labels.not_sure,
-        "config": config_key,
-        "raw_answer": raw_answer,
-        "answer": parsed.answer,
-        "classes": list(parsed.classes),
-        "out_of_prompt": parsed.out_of_prompt,
-        "needs_mapping": parsed.needs_mapping,
+        "answer": raw[:RAW_CHARS],
+        "answer_chars": len(raw),
+        "answer_sha256": hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:16],
+        "outcome": reading.outcome,
+        "cleaned": reading.cleaned,
+        "classes": list(reading.classes),
     }
+    if reading.similarity is not None:
+        record["similarity"] = round(reading.similarity, 6)
+    if protocol != "ow":
+        record["out_of_prompt"] = reading.out_of_prompt
     if options is not None:
         record["options"] = options
     return record
 
 
-def records_ground_truth(records: Iterable[dict], name: str = "task dataset") -> GroundTruth:
-    """The labels the records were scored against (those of the dataset the run read)."""
+def unique_records(records: Iterable[dict], source: str = "records") -> list[dict]:
+    """Records keyed by image id, sorted; the same image twice is an error unless both records are equal."""
+    by_id: dict[str, dict] = {}
+    for record in records:
+        other = by_id.setdefault(record["image_id"], record)
+        if other != record:
+            raise InputError(source, "two different records for one image", value=record["image_id"])
+    if not by_id:
+        raise InputError(source, "no per-image records to score")
+    return [by_id[i] for i in sorted(by_id)]
+
+
+def records_ground_truth(records: list[dict], label_set: str, name: str = "task labels") -> GroundTruth:
+    """The labels the records were scored against (those of the task's label set)."""
     images = {
         r["image_id"]: ImageLabels(r["image_id"], r["imgt"], frozenset(r["labels"]), r["not_sure"]) for r in records
     }
-    return GroundTruth(name=name, images=images)
+    return GroundTruth(name=name, images=images, label_set=label_set)
 
 
-def final_predictions(records: list[dict], config: ProtocolConfig) -> dict[str, list[int]]:
-    """Each image's predicted classes: the parsed ones, or the embedding mapping's for OW/CW+ answers."""
-    to_map = [r["answer"] for r in records if r["needs_mapping"]]
-    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
+def images_block(records: list[dict]) -> dict:
+    """Which images were scored: their number, a hash of their ids and a hash of their labels."""
+    ids = "\n".join(r["image_id"] for r in records)
+    rows = records_ground_truth(records, "")
     return {
-        r["image_id"]: [mapped[r["answer"]].class_index] if r["answer"] in mapped else r["classes"] for r in records
+        "scored": len(records),
+        "sha256": hashlib.sha256(ids.encode()).hexdigest(),
+        "labels_sha256": labels_sha256(rows.images.values()),
     }
+
+
+def remap(records: list[dict], config: ProtocolConfig) -> list[dict]:
+    """Records whose mapped answers are mapped again with the config's encoder and templates."""
+    to_map = [r["cleaned"] for r in records if r["outcome"] == "mapped"]
+    mapped = map_answers(to_map, config.encoder, config.vocabulary, config.templates) if to_map else {}
+    out = []
+    for record in records:
+        if record["outcome"] == "mapped":
+            hit = mapped[record["cleaned"]]
+            record = {**record, "classes": [hit.class_index], "similarity": round(hit.similarity, 6)}
+        out.append(record)
+    return out
 
 
 def score_records(
     records: list[dict],
     config: ProtocolConfig,
     *,
-    ground_truth: GroundTruth | None = None,
+    ground_truth: GroundTruth,
     equivalences: EquivalenceSet | None = None,
     convention: str = "regt",
-    world_size: int = 1,
-    model_info: str = "",
 ) -> dict[str, Any]:
-    """All metrics of one task from its per-image records, mapping OW/CW+ answers as needed.
-
-    Records are keyed by image id: several processes pad their shards with clones of requests, and a clone
-    must not count twice. Without `ground_truth`, the labels carried by the records are used.
-    """
-    records = list({r["image_id"]: r for r in records}.values())
-    if not records:
-        raise InputError("records", "no per-image records to score")
-    truth = ground_truth or records_ground_truth(records)
-    equivalences = equivalences or EquivalenceSet.load()
-    parsed = {r["image_id"]: r["classes"] for r in records}
-    final = final_predictions(records, config)
-    oop = {r["image_id"]: r["out_of_prompt"] for r in records} if config.protocol != "ow" else None
-    table = score_predictions(final, truth, equivalences, convention=convention, out_of_prompt=oop)
-    values = _flatten(table)
-    scored = [image_id for image_id in final if image_id in truth]
-    values["unanswered"] = sum(not final[i] for i in scored) / len(scored) if scored else None
-    values["answer_length"] = sum(len(r["answer"]) for r in records) / len(records)
+    """Every metric of one task from its per-image records: a flat `metrics` dict (Tables 3–5 of the
+    paper, per category; multi-label accuracies named after the label set, e.g. `regt_A` or `real_A`),
+    the outcome counts per category, and which images were scored."""
+    records = unique_records(records)
+    equivalences = equivalences or config.equivalence_set
+    final = {r["image_id"]: r["classes"] for r in records}
+    oop = {r["image_id"]: bool(r.get("out_of_prompt")) for r in records} if config.protocol != "ow" else None
+    outcomes = {r["image_id"]: r["outcome"] for r in records}
+    table = score_predictions(final, ground_truth, equivalences, convention, out_of_prompt=oop, outcomes=outcomes)
+    if table.images_scored == 0:
+        raise InputError(ground_truth.name, "none of the records' images is in the ground truth")
+    prefix = ground_truth.label_set
+    metrics = flat_metrics(table, prefix)
+    scored = [r for r in records if r["image_id"] in ground_truth]
+    metrics["answer_length"] = sum(len(r["cleaned"]) for r in scored) / len(scored)
+    total = table.categories["A"]
+    for outcome in OUTCOMES:
+        metrics[outcome] = total.outcomes.get(outcome, 0) / total.count if total.count else None
     if config.protocol == "cwplus":
-        closed = score_predictions(parsed, truth, equivalences, convention=convention).categories["A"]
-        values.update(cw_imgt_A=closed.imgt, cw_regt_A=closed.regt, cw_im_and_re_A=closed.both)
-    packages = ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers")
-    values.update(
-        prompt_hash=prompt_hash(config),
-        labels_hash=truth.sha256,
-        world_size=world_size,
-        versions="; ".join(f"{p} {metadata.version(p)}" for p in packages),
-        model_info=model_info,
-    )
+        # plain CW from the same answers: only exact matches count, a mapped answer is out of prompt
+        closed = {r["image_id"]: r["classes"] if r["outcome"] == "parsed" else [] for r in records}
+        plain = score_predictions(closed, ground_truth, equivalences, convention)
+        metrics.update({f"cw_{k}": v for k, v in flat_metrics(plain, prefix).items() if not k.startswith("count_")})
+    return {
+        "metrics": metrics,
+        "outcomes": {name: dict(score.outcomes) for name, score in table.categories.items()},
+        "images": images_block(scored),
+        "convention": convention,
+        "equivalences": {"source": table.equivalences, "sha256": table.equivalences_sha256},
+    }
+
+
+def flat_metrics(table: ScoreTable, prefix: str) -> dict[str, Any]:
+    """`imgt_C`, `<prefix>_C`, `im_and_re_C`, `count_C` and (when scored) `oop_C` for every category C."""
+    values: dict[str, Any] = {
+        "per_class_imgt": table.per_class_mean_imgt,
+        f"per_class_{prefix}": table.per_class_mean_labels,
+    }
+    with_oop = any(score.oop is not None for score in table.categories.values())
+    for name in CATEGORIES:
+        score = table.categories[name]
+        values.update({f"imgt_{name}": score.imgt, f"{prefix}_{name}": score.labels, f"im_and_re_{name}": score.both})
+        values[f"count_{name}"] = score.count
+        if with_oop:
+            values[f"oop_{name}"] = score.oop
     return values
 
 
-def _flatten(table: ScoreTable) -> dict[str, Any]:
-    values: dict[str, Any] = {"per_class_imgt": table.per_class_mean_imgt, "per_class_regt": table.per_class_mean_regt}
-    for name, score in table.categories.items():
-        values.update(
-            {
-                f"imgt_{name}": score.imgt,
-                f"regt_{name}": score.regt,
-                f"im_and_re_{name}": score.both,
-                f"oop_{name}": score.oop,
-                f"count_{name}": score.count,
-            }
-        )
-    return values
-
-
-def read_run(samples_path: str | Path) -> tuple[str, list[dict], ProtocolConfig]:
-    """Task name, per-image records and protocol settings of one lmms-eval samples file.
-
-    The settings come from the results file written beside it (`<date>_results.json`, `configs.<task>`).
-    """
-    samples_path = Path(samples_path)
-    stamp, _, task = samples_path.stem.partition("_samples_")
-    results_path = samples_path.with_name(f"{stamp}_results.json")
-    if not task or not results_path.is_file():
-        raise InputError(samples_path, f"expected an lmms-eval samples file with {results_path.name} beside it")
-    settings = json.loads(results_path.read_text(encoding="utf-8"))["configs"][task]["lmms_eval_specific_kwargs"]
-    config = ProtocolConfig.from_kwargs(settings.get("default", settings))
-    records = []
-    for line, sample in iter_jsonl(samples_path):
-        record = sample.get("regt_A") if isinstance(sample, dict) else None
-        if not isinstance(record, dict) or "raw_answer" not in record:
-            raise InputError(samples_path, "not a sample of an imagenet_regt/imagenet_real task", line=line)
-        records.append(record)
-    return task, records, config
+def breakdown_table(metrics: dict[str, Any], prefix: str, protocol: str) -> str:
+    """The per-category table of one task, compact (accuracies in %), as a run prints it."""
+    label = {"regt": "ReGT", "real": "ReaL", "imgt": "ImGT"}.get(prefix, prefix)
+    columns = [("images", "count_{}"), ("ImGT", "imgt_{}"), (label, prefix + "_{}"), ("Im∩Re", "im_and_re_{}")]
+    if protocol != "ow":
+        columns.append(("OOP", "oop_{}"))
+    if protocol == "cwplus":
+        columns += [("CW ImGT", "cw_imgt_{}"), (f"CW {label}", "cw_" + prefix + "_{}")]
+    lines = ["| category | " + " | ".join(name for name, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for category in CATEGORIES:
+        cells = []
+        for name, key in columns:
+            value = metrics.get(key.format(category))
+            cells.append(str(value) if name == "images" else "–" if value is None else f"{100 * value:.2f}")
+        lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    shares = ", ".join(f"{o} {100 * metrics[o]:.2f}%" for o in OUTCOMES if metrics.get(o))
+    return "\n".join(lines + ([f"answers: {shares}"] if shares else []))

@@ -1,28 +1,26 @@
-"""Scoring: predictions → the paper's table (ImGT and ReGT accuracy per label category, Im∩Re, OOP rate).
+"""Scoring: predictions → the paper's table (ImGT and multi-label accuracy per label category, Im∩Re, OOP).
 
 A prediction is a set of class indices: usually one, several when the answer is a name shared by several
-classes ("sunglasses" is 836 and 837), empty when nothing could be parsed or mapped ("none", always
-wrong). A prediction is correct when it shares a class with the admissible set L* (labels plus their
-equivalents). Two conventions for images with no label: `regt` counts them correct (the paper), `real`
-leaves them out (ReaL, timm).
+classes ("sunglasses" is 836 and 837), empty when nothing could be read or mapped ("none", always wrong).
+A prediction is correct when it shares a class with the admissible set L* (labels plus their equivalents).
+Two conventions for images with no label: `regt` counts them correct (the paper), `real` leaves them out
+(ReaL, timm). `judge` decides one image; every metric, live or re-scored, is built from it.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from .errors import InputError
+from .labels.categories import CATEGORIES, PARTS, category_of
 from .labels.equivalences import EquivalenceSet
 from .labels.ground_truth import GroundTruth, ImageLabels
 from .labels.vocabulary import NUM_CLASSES
 
-CATEGORIES = ("A", "S", "S+", "S-", "M", "M+", "M-", "N")
-#: The categories every image falls in exactly one of.
-LEAF_CATEGORIES = ("S+", "S-", "M+", "M-", "N")
 CONVENTIONS = ("regt", "real")
 Prediction = frozenset[int]
 
@@ -36,15 +34,25 @@ def as_prediction(value: int | Iterable[int] | None, image_id: str = "prediction
     return frozenset(classes)
 
 
-def image_category(record: ImageLabels, equivalences: EquivalenceSet) -> str:
-    """N, S+, S−, M+ or M− (written S-, M-), after collapsing equivalent labels into one."""
-    return _category(equivalences.collapse(record.labels), equivalences.canonical[record.imgt])
+@dataclass(frozen=True)
+class Judgement:
+    """One image: its label category and whether the prediction is right under ImGT and under the labels."""
+
+    category: str
+    imgt: bool
+    labels: bool
 
 
-def _category(label_groups: frozenset[int], imgt_group: int) -> str:
-    if not label_groups:
-        return "N"
-    return ("S" if len(label_groups) == 1 else "M") + ("+" if imgt_group in label_groups else "-")
+def judge(record: ImageLabels, predicted: Iterable[int], equivalences: EquivalenceSet) -> Judgement:
+    """Compare equivalence groups: the same as testing the prediction against the admissible set L*.
+    An image with no label (N) counts as right under the labels (the `regt` convention)."""
+    label_groups = equivalences.collapse(record.labels)
+    imgt_group = equivalences.canonical[record.imgt]
+    predicted_groups = equivalences.collapse(predicted)
+    category = category_of(label_groups, imgt_group)
+    return Judgement(
+        category, imgt_group in predicted_groups, category == "N" or not label_groups.isdisjoint(predicted_groups)
+    )
 
 
 @dataclass(frozen=True)
@@ -53,24 +61,27 @@ class CategoryScore:
 
     count: int
     imgt: float | None
-    regt: float | None
+    labels: float | None
     both: float | None
     oop: float | None = None
+    #: how many of the category's answers ended in each outcome (parsed, mapped, unanswered, ...)
+    outcomes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ScoreTable:
     convention: str
     ground_truth: str
+    label_set: str
     ground_truth_sha256: str
     equivalences: str
     equivalences_sha256: str
     categories: dict[str, CategoryScore]
     per_class_mean_imgt: float | None
-    per_class_mean_regt: float | None
+    per_class_mean_labels: float | None
     #: images in A (scored); images with an empty set are not in A under the `real` convention.
     images_scored: int
-    #: scored images whose prediction is "none" (unparsed or unmapped answers).
+    #: scored images with no predicted class (unread, unmapped, empty, truncated or failed answers).
     unanswered: int
     #: ground-truth images with no prediction, and predictions for images outside the ground truth.
     missing: int
@@ -86,81 +97,73 @@ def score_predictions(
     equivalences: EquivalenceSet | None = None,
     convention: str = "regt",
     out_of_prompt: Mapping[str, bool] | None = None,
+    outcomes: Mapping[str, str] | None = None,
 ) -> ScoreTable:
     """Score predictions keyed by image id against a ground truth; the one entry point for all metrics.
 
     Only images present in both are scored; the others are counted (`missing`, `outside_ground_truth`).
-    `out_of_prompt` flags (closed-world answers that named no class of the prompt) add the OOP rate.
+    `out_of_prompt` flags (closed-world and MC answers that named no candidate) add the OOP rate;
+    `outcomes` (one per image) are counted per category.
     """
     if convention not in CONVENTIONS:
         raise InputError("convention", f"must be one of {', '.join(CONVENTIONS)}", value=convention)
     equivalences = equivalences or EquivalenceSet.empty()
-    per_category: dict[str, list[tuple[bool, bool, bool]]] = defaultdict(list)
-    per_class: dict[int, list[tuple[bool, bool]]] = defaultdict(list)
-    unanswered = 0
+    per_category: dict[str, list[tuple[bool, bool, bool, str | None]]] = defaultdict(list)
+    per_class: dict[int, list[Judgement]] = defaultdict(list)
+    unanswered = scored = 0
     for image_id, value in predictions.items():
         if image_id not in ground_truth:
             continue
-        record = ground_truth[image_id]
+        scored += 1
         predicted = as_prediction(value, image_id)
-        # compare equivalence groups: the same as testing the prediction against the admissible set L*
-        label_groups = equivalences.collapse(record.labels)
-        imgt_group = equivalences.canonical[record.imgt]
-        predicted_groups = equivalences.collapse(predicted)
-        category = _category(label_groups, imgt_group)
-        imgt_ok = imgt_group in predicted_groups
-        regt_ok = category == "N" or not label_groups.isdisjoint(predicted_groups)
-        oop = _oop_flag(out_of_prompt, image_id)
-        per_category[category].append((imgt_ok, regt_ok, oop))
-        if category == "N" and convention == "real":
+        verdict = judge(ground_truth[image_id], predicted, equivalences)
+        oop = bool(_given(out_of_prompt, image_id, "out-of-prompt flags")) if out_of_prompt is not None else False
+        outcome = _given(outcomes, image_id, "outcomes") if outcomes is not None else None
+        per_category[verdict.category].append((verdict.imgt, verdict.labels, oop, outcome))
+        if verdict.category == "N" and convention == "real":
             continue
         unanswered += not predicted
-        per_class[record.imgt].append((imgt_ok, regt_ok))
-
-    groups = {
-        "S": ("S+", "S-"),
-        "M": ("M+", "M-"),
-        "A": ("S+", "S-", "M+", "M-") + (("N",) if convention == "regt" else ()),
-    }
+        per_class[ground_truth[image_id].imgt].append(verdict)
+    parts = {**PARTS, "A": PARTS["A"] if convention == "regt" else PARTS["A"][:-1]}
     categories = {}
     for name in CATEGORIES:
-        rows = [row for part in groups.get(name, (name,)) for row in per_category[part]]
+        rows = [row for part in parts.get(name, (name,)) for row in per_category[part]]
         excluded = name == "N" and convention == "real"
         categories[name] = _category_score(rows, out_of_prompt is not None, excluded)
-    scored_ids = sum(1 for image_id in predictions if image_id in ground_truth)
     return ScoreTable(
         convention=convention,
         ground_truth=ground_truth.name,
-        ground_truth_sha256=ground_truth.sha256,
+        label_set=ground_truth.label_set,
+        ground_truth_sha256=ground_truth.set_sha256,
         equivalences=equivalences.source,
         equivalences_sha256=equivalences.sha256,
         categories=categories,
-        per_class_mean_imgt=_mean(_mean([r[0] for r in rows]) for rows in per_class.values()),
-        per_class_mean_regt=_mean(_mean([r[1] for r in rows]) for rows in per_class.values()),
+        per_class_mean_imgt=_mean(_mean([v.imgt for v in rows]) for rows in per_class.values()),
+        per_class_mean_labels=_mean(_mean([v.labels for v in rows]) for rows in per_class.values()),
         images_scored=categories["A"].count,
         unanswered=unanswered,
-        missing=len(ground_truth) - scored_ids,
-        outside_ground_truth=len(predictions) - scored_ids,
+        missing=len(ground_truth) - scored,
+        outside_ground_truth=len(predictions) - scored,
     )
 
 
-def _oop_flag(out_of_prompt: Mapping[str, bool] | None, image_id: str) -> bool:
-    if out_of_prompt is None:
-        return False
-    if image_id not in out_of_prompt:
-        raise InputError(image_id, "out-of-prompt flags were given but none for this image")
-    return bool(out_of_prompt[image_id])
+def _given(values: Mapping[str, object], image_id: str, what: str) -> object:
+    if image_id not in values:
+        raise InputError(image_id, f"{what} were given but none for this image")
+    return values[image_id]
 
 
-def _category_score(rows: list[tuple[bool, bool, bool]], with_oop: bool, excluded: bool) -> CategoryScore:
+def _category_score(rows: list[tuple[bool, bool, bool, str | None]], with_oop: bool, excluded: bool) -> CategoryScore:
+    outcomes = dict(Counter(row[3] for row in rows if row[3] is not None))
     if excluded or not rows:
-        return CategoryScore(count=len(rows), imgt=None, regt=None, both=None, oop=None)
+        return CategoryScore(count=len(rows), imgt=None, labels=None, both=None, oop=None, outcomes=outcomes)
     return CategoryScore(
         count=len(rows),
         imgt=_mean(r[0] for r in rows),
-        regt=_mean(r[1] for r in rows),
+        labels=_mean(r[1] for r in rows),
         both=_mean(r[0] and r[1] for r in rows),
         oop=_mean(r[2] for r in rows) if with_oop else None,
+        outcomes=outcomes,
     )
 
 

@@ -65,60 +65,50 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path_factory.getbasetemp() / "embedding-cache"))
 
 
-@pytest.fixture(scope="session")
-def scripted_answers(real_dataset, tmp_path_factory) -> Path:
-    """Free-text answers for the 8 images: exact, paraphrased, out-of-list, empty and garbage."""
+#: Free-text answers for the 8 images (first 8 of the shared set), in image order; see test_e2e_scripted.py.
+FREE_ANSWERS = (
+    "Kayak",
+    "Answer: chow chow.",
+    "<think>It has six legs.</think>tiger beetle",
+    "",
+    "<think>Let me think. It could be a lifeboat",
+    "a railroad car",
+    "vending machine",
+    "[LMMS_EVAL_REQUEST_FAILED after 5 retries] Error code: 500",
+)
+
+
+def write_answers(path: Path, answers: dict[str, str]) -> Path:
+    """A replay-model answers file: one `{"image_id", "answer"}` line per image."""
     import json
 
+    path.write_text("".join(json.dumps({"image_id": i, "answer": a}) + "\n" for i, a in answers.items()))
+    return path
+
+
+def prompt_options(sample: dict) -> dict[str, str]:
+    """{letter: option name} as the MC prompt the model saw lists them (lmms-eval's logged `input`)."""
+    import re
+
+    return dict(re.findall(r"^([A-Z])\. (.+)$", sample["input"], re.MULTILINE))
+
+
+@pytest.fixture(scope="session")
+def scripted_answers(real_dataset, tmp_path_factory) -> Path:
     from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 
-    answers = [
-        "Kayak",
-        "Answer: chow chow.",
-        "<think>It has six legs.</think>tiger beetle",
-        "",
-        "zxqv wrrrt",
-        "a railroad car",
-        "vending machine",
-        "giant panda bear",
-    ]
-    path = tmp_path_factory.mktemp("answers") / "free.jsonl"
     ids = sorted(read_labels(real_dataset).images)
-    path.write_text("".join(json.dumps({"image_id": i, "answer": a}) + "\n" for i, a in zip(ids, answers, strict=True)))
-    return path
+    return write_answers(tmp_path_factory.mktemp("answers") / "free.jsonl", dict(zip(ids, FREE_ANSWERS, strict=True)))
 
 
 @pytest.fixture(scope="session")
 def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
-    """lmms-eval runs of the replay model on the 8 images: CW, CW+, OW (free text) and MC (letters)."""
-    import json
-    import string
-
-    from lmms_eval_imagenet_regt import ClassVocabulary, EquivalenceSet
-    from lmms_eval_imagenet_regt.outputs.dataset import read_labels
-    from lmms_eval_imagenet_regt.protocol.options import sample_options
+    """lmms-eval runs of the replay model on the 8 images: CW, CW+ and OW (free text), then MC twice:
+    first "A" for every image, then letters and names chosen from the prompts that first run showed."""
+    from lmms_eval_imagenet_regt.labels.vocabulary import ClassVocabulary
     from tests.lmms_run import run_lmms_eval
 
-    labels = read_labels(real_dataset)
-    names = ClassVocabulary.load().names
     folder = tmp_path_factory.mktemp("scripted")
-    with open(folder / "mc.jsonl", "w") as handle:
-        for index, image_id in enumerate(sorted(labels.images)):
-            record = labels[image_id]
-            options = sample_options(record, "imgt_random", 4, 0, EquivalenceSet.load())
-            letter = string.ascii_uppercase[options.index(record.imgt)]
-            wrong = next(other for other in "ABCD" if other != letter)
-            answer = [
-                letter,
-                f"({letter.lower()})",
-                f"{letter}. {names[record.imgt]}",
-                f"Answer: {letter}",
-                wrong,
-                "I cannot tell",
-                names[record.imgt],
-                "",
-            ][index]
-            handle.write(json.dumps({"image_id": image_id, "answer": answer}) + "\n")
     env = {"IMAGENET_REAL_DATA": str(real_dataset)}
     replay = ["--model", "imagenet_regt_replay", "--model_args"]
     free = run_lmms_eval(
@@ -126,9 +116,30 @@ def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
         folder / "free-out",
         env,
     )
+    ids = sorted(free["imagenet_real_cw"]["records"])
+    all_a = write_answers(folder / "mc-a.jsonl", dict.fromkeys(ids, "A"))
+    first = run_lmms_eval([*replay, f"answers={all_a}", "--tasks", "imagenet_real_mc_imgt_random"], folder / "a", env)
+    names = ClassVocabulary.load().names
+    scripted = {}
+    for index, sample in enumerate(sorted(first["imagenet_real_mc_imgt_random"]["samples"], key=lambda s: s["target"])):
+        options = prompt_options(sample)
+        imgt = first["imagenet_real_mc_imgt_random"]["records"][sample["target"]]["imgt"]
+        right = next(letter for letter, name in options.items() if name == names[imgt])
+        wrong = next(letter for letter in options if letter != right)
+        scripted[sample["target"]] = [
+            right,
+            f"({right.lower()})",
+            f"{right}. {names[imgt]}",
+            f"Answer: {right}",
+            wrong,
+            "I cannot tell",
+            names[imgt],
+            "",
+        ][index]
+    mc_answers = write_answers(folder / "mc.jsonl", scripted)
     mc = run_lmms_eval(
-        [*replay, f"answers={folder / 'mc.jsonl'}", "--tasks", "imagenet_real_mc_imgt_random", "--batch_size", "4"],
+        [*replay, f"answers={mc_answers}", "--tasks", "imagenet_real_mc_imgt_random", "--batch_size", "4"],
         folder / "mc-out",
         env,
     )
-    return {**free, **mc}
+    return {**free, **mc, "mc_all_a": first["imagenet_real_mc_imgt_random"]}

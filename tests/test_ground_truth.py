@@ -109,7 +109,7 @@ def test_regt_jsonl_and_parquet_round_trip(tmp_path):
     ("lines", "message"),
     [
         (['{"image_id": "ILSVRC2012_val_00099999", "labels": [1]}'], r"labels\.jsonl:1: not an ImageNet.*00099999"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1000]}'], r"labels\.jsonl:1: class index outside.*1000"),
+        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1000]}'], r"labels\.jsonl:1: 'labels': class index outside.*1000"),
         (
             [
                 '{"image_id": "ILSVRC2012_val_00000001", "labels": [1]}',
@@ -118,9 +118,9 @@ def test_regt_jsonl_and_parquet_round_trip(tmp_path):
             r"labels\.jsonl:2: duplicate image id",
         ),
         (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1]}', "{not json"], r"labels\.jsonl:2: not valid JSON"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": ["x"]}'], r"labels\.jsonl:1: class index is not an int"),
+        (['{"image_id": "ILSVRC2012_val_00000001", "labels": ["x"]}'], r"labels\.jsonl:1: 'labels': a class index must be an int"),
         (['{"image_id": "ILSVRC2012_val_00000001"}'], r"labels\.jsonl:1: a row needs 'image_id' and 'labels'"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1], "imgt": 3}'], r"labels\.jsonl:1: original label"),
+        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1], "imgt": 3}'], r"labels\.jsonl:1: 'imgt' of ILSVRC2012_val_00000001 disagrees with ImageNet's original label \(65\)"),
     ],
 )
 def test_malformed_label_files_name_file_line_and_value(tmp_path, lines, message):
@@ -137,7 +137,7 @@ def test_malformed_csv_rows(tmp_path):
         "ILSVRC2012_val_00000001.JPEG,A,65,65,False\n"
         'ILSVRC2012_val_00000002.JPEG,A,970,"970, 12x",False\n'
     )
-    with pytest.raises(InputError, match=r"real\.csv:3: class index is not an integer \(got '12x'\)"):
+    with pytest.raises(InputError, match=r"real\.csv:3: 'labels': a class index must be an integer \(got '12x'\)"):
         load_ground_truth(str(path))
     path.write_text("id,original_label\nILSVRC2012_val_00000001.JPEG,65\n")
     with pytest.raises(InputError, match=r"real\.csv:1: missing CSV columns \['proposed_labels'\]"):
@@ -152,3 +152,55 @@ def test_named_ground_truths_need_their_files(monkeypatch):
         load_ground_truth("shankar")
     with pytest.raises(InputError, match="nor an existing path"):
         load_ground_truth("no/such/file.jsonl")
+
+
+def test_one_hash_over_ids_labels_not_sure_and_imgt_whatever_the_format(tmp_path):
+    """Independent: the documented lines `id:sorted labels:not_sure:imgt`, sorted by id, hashed by hand."""
+    import hashlib
+
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        '{"image_id": "ILSVRC2012_val_00000002", "labels": [970, 795], "not_sure": true}\n'
+        '{"image_id": "ILSVRC2012_val_00000001.JPEG", "labels": []}\n'
+    )
+    lines = "ILSVRC2012_val_00000001:[]:0:65\nILSVRC2012_val_00000002:[795, 970]:1:970\n"
+    truth = load_ground_truth(str(path))
+    assert truth.sha256 == hashlib.sha256(lines.encode()).hexdigest()
+    assert (truth.label_set, load_ground_truth("real").label_set, load_ground_truth("imgt").label_set) == (
+        "regt",
+        "real",
+        "imgt",
+    )
+
+
+def test_label_set_and_whole_set_hash_travel_with_the_rows(tmp_path):
+    """A ReGT-format file may say which labels it holds and the set it was cut from; rows must agree."""
+    rows = [
+        {"image_id": "ILSVRC2012_val_00000001", "labels": [65], "label_set": "real", "labels_sha256": "ab" * 32},
+        {"image_id": "ILSVRC2012_val_00000002", "labels": [970], "label_set": "real", "labels_sha256": "ab" * 32},
+    ]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    truth = load_ground_truth(str(path))
+    assert (truth.label_set, truth.set_sha256) == ("real", "ab" * 32) and truth.sha256 != "ab" * 32
+    rows[1]["label_set"] = "regt"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(InputError, match=r"labels\.jsonl:2: 'label_set' differs from the first row's 'real'"):
+        load_ground_truth(str(path))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"\xef\xbb\xbf" + b'{"image_id": "ILSVRC2012_val_00000001", "labels": [65]}\n', None),
+        (b'{"image_id": "ILSVRC2012_val_00000001", "labels": [65]}\n\xff\xfe\n', r"labels\.jsonl:2: not UTF-8 text"),
+    ],
+)
+def test_byte_order_marks_are_accepted_and_other_bytes_named(tmp_path, content, message):
+    path = tmp_path / "labels.jsonl"
+    path.write_bytes(content)
+    if message is None:
+        assert load_ground_truth(str(path))["ILSVRC2012_val_00000001"].labels == {65}
+    else:
+        with pytest.raises(InputError, match=message):
+            load_ground_truth(str(path))

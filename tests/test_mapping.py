@@ -91,3 +91,61 @@ def test_templates_must_hold_a_slot(bad):
 
     with pytest.raises(InputError, match="templates"):
         ProtocolConfig(protocol="ow", templates=(bad,))
+
+
+@pytest.fixture
+def warnings_logged():
+    from loguru import logger
+
+    messages = []
+    handler = logger.add(lambda message: messages.append(str(message)), level="WARNING")
+    yield messages
+    logger.remove(handler)
+
+
+@pytest.mark.parametrize("damage", ["nan", "rows shifted by one", "not a numpy file", "other width"])
+def test_a_damaged_class_matrix_cache_is_rebuilt_with_a_warning_naming_it(tmp_path, monkeypatch, warnings_logged, damage):
+    monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path))
+    vocabulary, templates = ClassVocabulary.load("clean"), ("a photo of a {}.",)
+    good = class_matrix(MINILM, vocabulary, templates)
+    [path] = tmp_path.glob("classes-*.npy")
+    if damage == "not a numpy file":
+        path.write_bytes(b"\x93NUMPY garbage")
+    else:
+        bad = {
+            "nan": np.where(np.arange(1000)[:, None] == 3, np.nan, good),
+            "rows shifted by one": np.roll(good, 1, axis=0),
+            "other width": good[:, :10] / np.linalg.norm(good[:, :10], axis=1, keepdims=True),
+        }[damage].astype(np.float32)
+        np.save(path, bad)
+    again = class_matrix(MINILM, vocabulary, templates)
+    assert np.allclose(again, good, atol=1e-6)
+    assert np.allclose(np.load(path), good, atol=1e-6)  # the cache holds the rebuilt matrix again
+    assert len(warnings_logged) == 1 and str(path) in warnings_logged[0] and "rebuilding" in warnings_logged[0]
+    class_matrix(MINILM, vocabulary, templates)
+    assert len(warnings_logged) == 1  # the rebuilt file passes the checks
+
+
+def test_the_cache_key_follows_the_encoders_weights(tmp_path, monkeypatch):
+    """Same encoder name, other weights: another cache file, not the old matrix."""
+    import torch
+
+    monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path))
+    vocabulary, templates = ClassVocabulary.load("clean"), ("{}",)
+    encoder = get_encoder(MINILM)
+    class_matrix(MINILM, vocabulary, templates)
+    before = encoder.fingerprint
+    parameter = next(encoder.model.parameters())
+    original = parameter.detach().clone()
+    with torch.no_grad():
+        parameter.add_(0.01)
+    try:
+        del encoder.__dict__["fingerprint"]
+        assert encoder.fingerprint != before
+        class_matrix(MINILM, vocabulary, templates)
+        assert len(list(tmp_path.glob("classes-*.npy"))) == 2
+    finally:
+        with torch.no_grad():
+            parameter.copy_(original)
+        del encoder.__dict__["fingerprint"]
+    assert encoder.fingerprint == before

@@ -58,17 +58,17 @@ def test_regt_convention_with_default_equivalences():
     table = score_predictions(PREDICTIONS, HAND, EquivalenceSet.load())
     c = table.categories
     # A: ImGT right on images 0, 6, 7, 8; ReGT right on all but 4; both on 0, 6, 7, 8
-    assert (c["A"].count, c["A"].imgt, c["A"].regt, c["A"].both) == (9, 4 / 9, 8 / 9, 4 / 9)
-    assert (c["S+"].count, c["S+"].imgt, c["S+"].regt, c["S+"].both) == (4, 3 / 4, 3 / 4, 3 / 4)  # 0, 4, 7, 8
-    assert (c["S-"].count, c["S-"].imgt, c["S-"].regt) == (1, 0.0, 1.0)
-    assert (c["S"].count, c["S"].imgt, c["S"].regt) == (5, 3 / 5, 4 / 5)
-    assert (c["M+"].count, c["M+"].imgt, c["M+"].regt) == (1, 0.0, 1.0)
-    assert (c["M-"].count, c["M-"].imgt, c["M-"].regt) == (1, 0.0, 1.0)
-    assert (c["M"].count, c["M"].imgt, c["M"].regt) == (2, 0.0, 1.0)
-    assert (c["N"].count, c["N"].imgt, c["N"].regt) == (2, 1 / 2, 1.0)
+    assert (c["A"].count, c["A"].imgt, c["A"].labels, c["A"].both) == (9, 4 / 9, 8 / 9, 4 / 9)
+    assert (c["S+"].count, c["S+"].imgt, c["S+"].labels, c["S+"].both) == (4, 3 / 4, 3 / 4, 3 / 4)  # 0, 4, 7, 8
+    assert (c["S-"].count, c["S-"].imgt, c["S-"].labels) == (1, 0.0, 1.0)
+    assert (c["S"].count, c["S"].imgt, c["S"].labels) == (5, 3 / 5, 4 / 5)
+    assert (c["M+"].count, c["M+"].imgt, c["M+"].labels) == (1, 0.0, 1.0)
+    assert (c["M-"].count, c["M-"].imgt, c["M-"].labels) == (1, 0.0, 1.0)
+    assert (c["M"].count, c["M"].imgt, c["M"].labels) == (2, 0.0, 1.0)
+    assert (c["N"].count, c["N"].imgt, c["N"].labels) == (2, 1 / 2, 1.0)
     # per class (by ImGT): 620:1 5:½ 10:0 30:0 836:0 40:0 50:1 744:1 → 3.5/8; ReGT: all 1 but 836 → 7/8
     assert table.per_class_mean_imgt == 3.5 / 8
-    assert table.per_class_mean_regt == 7 / 8
+    assert table.per_class_mean_labels == 7 / 8
     assert (table.images_scored, table.unanswered, table.missing, table.outside_ground_truth) == (9, 1, 0, 0)
     assert c["A"].oop is None
 
@@ -77,17 +77,17 @@ def test_without_equivalences_laptop_is_not_notebook_and_sunglasses_are_two_labe
     table = score_predictions(PREDICTIONS, HAND, EquivalenceSet.empty())
     c = table.categories
     # image 0 is now wrong on both; image 4 moves from S+ to M+; image 7 stays right ("missile" holds 744)
-    assert (c["A"].imgt, c["A"].regt, c["A"].both) == (3 / 9, 7 / 9, 3 / 9)
+    assert (c["A"].imgt, c["A"].labels, c["A"].both) == (3 / 9, 7 / 9, 3 / 9)
     assert (c["S+"].count, c["S+"].imgt) == (3, 2 / 3)  # 0, 7, 8
-    assert (c["M+"].count, c["M+"].regt) == (2, 1 / 2)  # 2, 4
+    assert (c["M+"].count, c["M+"].labels) == (2, 1 / 2)  # 2, 4
 
 
 def test_real_convention_leaves_out_empty_sets():
     table = score_predictions(PREDICTIONS, HAND, EquivalenceSet.load(), convention="real")
     c = table.categories
     # images 3 and 6 leave A: ImGT right on 0, 7, 8 of 7; ReGT wrong on 4 only
-    assert (c["A"].count, c["A"].imgt, c["A"].regt) == (7, 3 / 7, 6 / 7)
-    assert (c["N"].count, c["N"].imgt, c["N"].regt) == (2, None, None)
+    assert (c["A"].count, c["A"].imgt, c["A"].labels) == (7, 3 / 7, 6 / 7)
+    assert (c["N"].count, c["N"].imgt, c["N"].labels) == (2, None, None)
     # classes 620:1 5:½ 10:0 836:0 40:0 744:1
     assert table.per_class_mean_imgt == 2.5 / 6
     assert table.images_scored == 7
@@ -154,7 +154,7 @@ def test_real_convention_equals_timm_real_labels_exactly():
         convention="real",
     )
     assert ours.categories["A"].count == len(timm_real.is_correct[1]) == 50_000 - 3_163
-    assert ours.categories["A"].regt * 100 == timm_real.get_accuracy(k=1)
+    assert ours.categories["A"].labels * 100 == timm_real.get_accuracy(k=1)
     assert 45 < timm_real.get_accuracy(k=1) < 60
 
 
@@ -199,8 +199,16 @@ def test_score_command_on_the_1300_images(shared_data, tmp_path):
     table = json.loads(output)
     assert table["categories"]["A"]["count"] == 1300
     assert table["categories"]["A"]["imgt"] == 1.0
-    assert table["categories"]["A"]["regt"] == expected_right / 1300
-    assert table["categories"]["S-"] == {"count": 68, "imgt": 1.0, "regt": 0.0, "both": 0.0, "oop": None}
+    assert table["categories"]["A"]["labels"] == expected_right / 1300
+    assert table["categories"]["S-"] == {
+        "count": 68,
+        "imgt": 1.0,
+        "labels": 0.0,
+        "both": 0.0,
+        "oop": None,
+        "outcomes": {},
+    }
+    assert table["label_set"] == "real"
     assert table["missing"] == 50_000 - 1300
 
 
@@ -237,5 +245,5 @@ def test_random_predictions_never_beat_the_label_sets():
     predictions = {r.image_id: rng.randrange(1000) for r in truth}
     table = score_predictions(predictions, truth, EquivalenceSet.load())
     # chance level: ReGT is at least the N share (counted right), ImGT about 1/1000
-    assert table.categories["A"].regt >= 3_163 / 50_000
+    assert table.categories["A"].labels >= 3_163 / 50_000
     assert table.categories["A"].imgt < 0.003

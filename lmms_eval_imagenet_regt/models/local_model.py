@@ -7,14 +7,6 @@ from accelerate import Accelerator
 from lmms_eval.api.model import lmms
 from loguru import logger
 
-#: What this process's plugin model reported about itself (id, weights, preprocessing), for the results.
-_MODEL_INFO: dict[str, str] = {}
-
-
-def describe_models() -> str:
-    """One line for the `model_info` metric; empty for lmms-eval's own model classes."""
-    return "; ".join(f"{key}: {value}" for key, value in _MODEL_INFO.items())
-
 
 class LocalModel(lmms):
     """Rank, world size and device from accelerate, so `accelerate launch` shards requests as for any
@@ -30,11 +22,6 @@ class LocalModel(lmms):
         self.batch_size_per_gpu = int(batch_size)
         if unknown:
             logger.warning(f"{type(self).__name__}: ignoring unknown model arguments {sorted(unknown)}")
-
-    @staticmethod
-    def record_info(**fields: object) -> None:
-        """Facts the results should carry (model id, revision or checkpoint, preprocessing)."""
-        _MODEL_INFO.update({key: str(value) for key, value in fields.items()})
 
     @property
     def device(self) -> torch.device:

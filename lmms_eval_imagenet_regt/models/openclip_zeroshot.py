@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..lmms.run_facts import record_model_facts
 from ..protocol.mapping import class_matrix, get_encoder
 from .image_classifier import ImageClassifierModel
 
@@ -36,7 +37,7 @@ class OpenClipZeroShot(ImageClassifierModel):
         self.model, self.preprocess = encoder.model.to(self.device), encoder.preprocess
         matrix = class_matrix(self.encoder_name, self.vocabulary, self.templates)
         self.classes = torch.from_numpy(matrix).to(self.device)
-        self.record_info(
+        record_model_facts(
             model=f"openclip_zeroshot {self.encoder_name}",
             names=self.vocabulary.name_set,
             templates=f"{len(self.templates)} ({templates})",

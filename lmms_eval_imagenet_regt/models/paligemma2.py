@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from lmms_eval.api.instance import Instance
 
+from ..lmms.run_facts import record_model_facts
 from .local_model import LocalModel
 
 
@@ -33,7 +34,7 @@ class PaliGemma2(LocalModel):
         self.processor = AutoProcessor.from_pretrained(pretrained)
         self.processor.tokenizer.padding_side = "left"  # batched generation continues every row at its end
         size = getattr(self.processor.image_processor, "size", None)
-        self.record_info(model=f"paligemma2 {pretrained}", prompt=f"<image><bos>{prefix}QUESTION\\n", image_size=size)
+        record_model_facts(model=f"paligemma2 {pretrained}", prompt=f"<image><bos>{prefix}QUESTION\\n", image_size=size)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         answers: list[str] = []

@@ -16,7 +16,7 @@ from accelerate import Accelerator
 from lmms_eval.models.chat.qwen2_5_vl import Qwen2_5_VL
 from lmms_eval.models.chat.qwen3_vl import Qwen3_VL
 
-from .local_model import LocalModel
+from ..lmms.run_facts import record_model_facts
 from .prefix_reuse import SharedPrefixGenerate
 
 
@@ -60,7 +60,7 @@ class _PrefixReuse:
         self.accelerator = accelerator
         self._rank, self._world_size = accelerator.process_index, accelerator.num_processes
         self._shared_prefix = SharedPrefixGenerate(super().model, int(min_prefix_tokens))
-        LocalModel.record_info(
+        record_model_facts(
             model=type(self).__name__,
             weights=kwargs.get("pretrained"),
             prefix_reuse=f"on (min_prefix_tokens={min_prefix_tokens}, batch_size={self.batch_size})",

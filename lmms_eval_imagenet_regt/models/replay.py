@@ -2,7 +2,8 @@
 
 For answers produced outside lmms-eval (a batch API job, another harness) that should be scored by exactly
 the same protocol code, and for tests that need scripted answers. Model arguments:
-`answers=PATH` (JSONL lines `{"image_id": ..., "answer": "..."}`), `batch_size`.
+`answers=PATH` (JSONL lines `{"image_id": ..., "answer": "..."}`; one line per image, the answer a
+string), `batch_size`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,14 @@ class ReplayAnswers(LocalModel):
         for line, row in iter_jsonl(answers):
             if not isinstance(row, dict) or "image_id" not in row or "answer" not in row:
                 raise InputError(answers, "a line needs 'image_id' and 'answer'", line=line, value=row)
-            self.answers[normalize_image_id(row["image_id"], answers, line)] = str(row["answer"])
+            image_id = normalize_image_id(row["image_id"], answers, line=line)
+            if image_id in self.answers:
+                raise InputError(answers, "duplicate image id", line=line, value=image_id)
+            if not isinstance(row["answer"], str):
+                raise InputError(
+                    answers, "'answer' must be a string (the model's text)", line=line, value=row["answer"]
+                )
+            self.answers[image_id] = row["answer"]
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         responses = []

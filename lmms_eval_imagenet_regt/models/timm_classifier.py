@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from ..lmms.run_facts import record_model_facts
 from .image_classifier import ImageClassifierModel
 
 
@@ -23,7 +24,7 @@ class TimmClassifier(ImageClassifierModel):
         self.model = self.model.to(self.device).eval()
         self.transform = create_transform(**resolve_data_config({}, model=self.model))
         weights = checkpoint or ("hub" if load else "random")
-        self.record_info(
+        record_model_facts(
             model=f"timm_classifier {model}", weights=weights, preprocessing=" ".join(repr(self.transform).split())
         )
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
+from ..files import write_text
+from ..labels.categories import LEAF_CATEGORIES
 from ..labels.equivalences import EquivalenceSet
 from ..labels.ground_truth import GroundTruth
-from ..scoring import LEAF_CATEGORIES
 
 
 def card_template() -> str:
@@ -49,11 +50,11 @@ def write_card(out_dir: Path, truth: GroundTruth, report, equivalences: Equivale
         rows=report.rows,
         with_images="labels joined to images" if with_images else "labels only (no pixels)",
         label_source=truth.name,
-        labels_sha256=truth.sha256,
+        label_set=truth.label_set,
+        labels_count=truth.set_size,
+        labels_sha256=truth.set_sha256,
         equivalences=equivalences.source,
         counts_table="\n".join(f"| {name} | {count} |" for name, count in counts.items()),
         skipped=len(report.skipped),
     )
-    path = out_dir / "README.md"
-    path.write_text(f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{body}", encoding="utf-8")
-    return path
+    return write_text(out_dir / "README.md", f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n{body}")

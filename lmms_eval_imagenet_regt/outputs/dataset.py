@@ -8,7 +8,11 @@ to their copy of the validation images. Output folder (loads with `datasets.load
     labels/validation-00000-of-00001.parquet  the labels alone (written too when images are joined)
 
 Rows are written shard by shard, so the 50,000-image set never sits in memory. Images are stored as their
-original JPEG bytes (no re-encoding) after a decode check.
+original JPEG bytes (no re-encoding) after a decode check. The folder is built beside `out` and swapped in
+only when complete, so a build that fails half-way leaves the previous dataset as it was.
+
+Every row records the label set it holds (`label_set`: regt, real, ...) and the hash and size of the whole
+label set the rows were cut from (`labels_sha256`, `labels_count`): what tasks check and runs report.
 """
 
 from __future__ import annotations
@@ -22,12 +26,15 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from ..errors import InputError
+from ..files import atomic_folder
+from ..labels.categories import image_category
 from ..labels.equivalences import EquivalenceSet
-from ..labels.ground_truth import GroundTruth, load_ground_truth, normalize_image_id
+from ..labels.ground_truth import GroundTruth, load_ground_truth, normalize_image_id, read_regt_parquet
 from ..labels.vocabulary import wordnet_ids
-from ..scoring import image_category
+from .card import write_card
 
 SPLIT = "validation"
 _IMAGE_FILE = re.compile(r"^ILSVRC2012_val_\d{8}\.jpe?g$", re.IGNORECASE)
@@ -45,7 +52,9 @@ def features(with_images: bool):
         "not_sure": Value("bool"),
         "category": Value("string"),
         "label_source": Value("string"),
+        "label_set": Value("string"),
         "labels_sha256": Value("string"),
+        "labels_count": Value("int64"),
     }
     if with_images:
         columns["image"] = Image()
@@ -120,9 +129,8 @@ def build_dataset(
         )
     if not ids:
         raise InputError(images or labels, "no image has both a label and an image file")
-    # the dataset's own labels: its hash is what evaluation runs over the whole dataset record
-    truth = GroundTruth(source.name, {i: source[i] for i in ids}, skipped=source.skipped)
-    report = BuildReport(out_dir, 0, {}, truth.sha256)
+    truth = source.subset(ids)
+    report = BuildReport(out_dir, 0, {}, truth.set_sha256)
     if skip_bad and not subset:
         report.skipped += [f"{image_id}: no image file" for image_id in missing]
     if files is not None:
@@ -139,7 +147,9 @@ def build_dataset(
                 "not_sure": record.not_sure,
                 "category": image_category(record, eq),
                 "label_source": truth.name,
-                "labels_sha256": truth.sha256,
+                "label_set": truth.label_set,
+                "labels_sha256": truth.set_sha256,
+                "labels_count": truth.set_size,
             }
             if with_images:
                 try:
@@ -151,22 +161,20 @@ def build_dataset(
                     continue
             yield row
 
-    if files is not None:
-        report.rows = _write_shards(rows(True), out_dir / "data", features(True), len(ids), shard_size)
-        _write_shards(rows(False), out_dir / "labels", features(False), len(ids), len(ids))
-    else:
-        report.rows = _write_shards(rows(False), out_dir / "data", features(False), len(ids), shard_size)
     report.categories = dict(Counter(image_category(truth[i], eq) for i in ids))
-    from .card import write_card
-
-    write_card(out_dir, truth, report, eq, with_images=files is not None)
+    with atomic_folder(out_dir) as folder:
+        if files is not None:
+            joined = tqdm(rows(True), total=len(ids), desc="Joining images", unit="image", disable=len(ids) < 2000)
+            report.rows = _write_shards(joined, folder / "data", features(True), len(ids), shard_size)
+            _write_shards(rows(False), folder / "labels", features(False), len(ids), len(ids))
+        else:
+            report.rows = _write_shards(rows(False), folder / "data", features(False), len(ids), shard_size)
+        write_card(folder, truth, report, eq, with_images=files is not None)
     return report
 
 
 def _write_shards(rows: Iterator[dict], folder: Path, feats, total: int, shard_size: int) -> int:
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob(f"{SPLIT}-*.parquet"):
-        old.unlink()
+    folder.mkdir(parents=True)
     schema = feats.arrow_schema
     count = (total + shard_size - 1) // shard_size
     written, shard, batch = 0, 0, []
@@ -190,8 +198,6 @@ def _write_shards(rows: Iterator[dict], folder: Path, feats, total: int, shard_s
 def read_labels(folder: str | Path) -> GroundTruth:
     """The labels of a built dataset folder (labels-only part when present)."""
     folder = Path(folder)
-    from ..labels.ground_truth import read_regt_parquet
-
     return read_regt_parquet(folder / "labels" if (folder / "labels").is_dir() else folder / "data")
 
 

@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .submission import validate_file
+from ..files import atomic_path, write_text
+from .submission import validate_file, warnings
 
-COLUMNS = ("imgt_A", "regt_A", "regt_S", "regt_S+", "regt_S-", "regt_M", "regt_M+", "regt_M-", "im_and_re_A")
-HEADERS = ("ImGT A", "ReGT A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
-CATEGORY_COLUMNS = ("regt_S+", "regt_S-", "regt_M+", "regt_M-")
+#: Metric columns; `{set}` is the row's label set (regt, real): rows only rank against rows of their set.
+COLUMNS = ("imgt_A", "{set}_A", "{set}_S", "{set}_S+", "{set}_S-", "{set}_M", "{set}_M+", "{set}_M-", "im_and_re_A")
+HEADERS = ("ImGT A", "Labels A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
+CATEGORY_COLUMNS = ("{set}_S+", "{set}_S-", "{set}_M+", "{set}_M-")
 
 
 @dataclass(frozen=True)
@@ -24,60 +26,87 @@ class Row:
     task: str
     #: accuracies in percent, in COLUMNS order (None when the category is empty)
     values: tuple[float | None, ...]
+    label_set: str = "regt"
+    images: int | None = None
     reference: bool = False
     labels_hash: str = ""
+    #: why the row covers less than its label set (a --limit run, a subset of images), if it does
+    partial: str = ""
 
     @property
     def change(self) -> float | None:
-        imgt, regt = self.values[0], self.values[1]
-        return None if imgt is None or regt is None else regt - imgt
+        imgt, labels = self.values[0], self.values[1]
+        return None if imgt is None or labels is None else labels - imgt
+
+    @property
+    def ranked(self) -> bool:
+        return not self.partial
 
 
 def reference_rows() -> list[Row]:
     data = json.loads(resources.files("lmms_eval_imagenet_regt").joinpath("data/paper_table3.json").read_text())
-    return [Row(model, task, tuple(values), reference=True) for model, task, values in data["rows"]]
+    return [Row(model, task, tuple(values), "regt", 31_250, reference=True) for model, task, values in data["rows"]]
 
 
 def submission_rows(paths: list[str | Path]) -> list[Row]:
     rows = []
     for path in paths:
         submission = validate_file(path)
-        metrics = submission["metrics"]
-        values = tuple(None if metrics.get(c) is None else round(100 * metrics[c], 2) for c in COLUMNS)
+        metrics, label_set = submission["metrics"], submission["labels"]["set"]
+        values = tuple(
+            None if metrics.get(c.format(set=label_set)) is None else round(100 * metrics[c.format(set=label_set)], 2)
+            for c in COLUMNS
+        )
         rows.append(
-            Row(submission["model"]["id"], submission["task"], values, labels_hash=submission["labels"]["hash"])
+            Row(
+                submission["model"]["id"],
+                submission["task"],
+                values,
+                label_set,
+                submission["images"]["scored"],
+                labels_hash=submission["labels"]["sha256"],
+                partial="; ".join(warnings(submission)),
+            )
         )
     return rows
 
 
 def ranks(rows: list[Row]) -> list[list[int | None]]:
-    """Per row and column, the 1-based rank (higher accuracy ranks first; ties share a rank)."""
+    """Per row and column, the 1-based rank among complete rows of the same label set (higher accuracy
+    first; ties share a rank); partial rows get none."""
     table: list[list[int | None]] = [[None] * (len(COLUMNS) + 1) for _ in rows]
     for column in range(len(COLUMNS) + 1):
         values = [row.change if column == len(COLUMNS) else row.values[column] for row in rows]
-        for index, value in enumerate(values):
-            if value is not None:
-                table[index][column] = 1 + sum(other is not None and other > value for other in values)
+        for index, (row, value) in enumerate(zip(rows, values, strict=True)):
+            if value is None or not row.ranked:
+                continue
+            peers = [
+                v for other, v in zip(rows, values, strict=True) if other.ranked and other.label_set == row.label_set
+            ]
+            table[index][column] = 1 + sum(other is not None and other > value for other in peers)
     return table
 
 
 def _cell(value: float | None, rank: int | None) -> str:
-    return "–" if value is None else f"{value:.2f} ({rank})"
+    return "–" if value is None else f"{value:.2f}" + (f" ({rank})" if rank else "")
 
 
 def to_markdown(rows: list[Row]) -> str:
-    header = ["model", "task", *HEADERS, "ReGT − ImGT"]
+    header = ["model", "task", "labels", "images", *HEADERS, "Labels − ImGT"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, rank in zip(rows, ranks(rows), strict=True):
-        name = f"{row.model} †" if row.reference else f"**{row.model}**"
+        name = f"{row.model} †" if row.reference else f"**{row.model}**" + (" ‡" if row.partial else "")
         cells = [_cell(v, r) for v, r in zip(row.values, rank, strict=False)]
-        change = "–" if row.change is None else f"{row.change:+.2f} ({rank[-1]})"
-        lines.append("| " + " | ".join([name, row.task, *cells, change]) + " |")
+        change = "–" if row.change is None else f"{row.change:+.2f}" + (f" ({rank[-1]})" if rank[-1] else "")
+        images = "–" if row.images is None else str(row.images)
+        lines.append("| " + " | ".join([name, row.task, row.label_set, images, *cells, change]) + " |")
     lines += [
         "",
-        "Accuracy in %, rank in parentheses. † the paper's published rows (Kisel et al. 2026, Table 3; "
-        "31,250 images of 625 classes), for comparison only: rows evaluated on other images or labels are "
-        "not directly comparable.",
+        "Accuracy in %, rank (among complete rows of the same label set) in parentheses. "
+        "† the paper's published rows (Kisel et al. 2026, Table 3; 31,250 images of 625 classes), for "
+        "comparison only: rows evaluated on other images or labels are not directly comparable. "
+        "‡ partial run, not ranked: "
+        + ("; ".join(f"{row.model} ({row.task}): {row.partial}" for row in rows if row.partial) or "none"),
     ]
     return "\n".join(lines)
 
@@ -93,6 +122,7 @@ th.sorted-desc::after {{ content: " ▼"; }} th.sorted-asc::after {{ content: " 
 td:first-child, td:nth-child(2), th:first-child, th:nth-child(2) {{ text-align: left; }}
 tr.reference {{ color: #777; font-style: italic; }}
 tr.submission td:first-child {{ font-weight: bold; }}
+tr.partial {{ color: #a60; }}
 .rank {{ color: #999; font-size: 11px; }}
 </style></head><body>
 <h1>ImageNet-1k with ReGT labels: leaderboard</h1>
@@ -123,17 +153,23 @@ document.querySelectorAll("#leaderboard th").forEach(function (th, column) {{
 
 
 def to_html(rows: list[Row]) -> str:
-    headers = "".join(f"<th>{html.escape(h)}</th>" for h in ("model", "task", *HEADERS, "ReGT − ImGT"))
+    header_names = ("model", "task", "labels", "images", *HEADERS, "Labels − ImGT")
+    headers = "".join(f"<th>{html.escape(h)}</th>" for h in header_names)
     body = []
     for row, rank in zip(rows, ranks(rows), strict=True):
+        mark = " †" if row.reference else " ‡" if row.partial else ""
+        title = f' title="{html.escape(row.partial)}"' if row.partial else ""
         cells = [
-            f'<td data-value="{html.escape(row.model)}">{html.escape(row.model)}{" †" if row.reference else ""}</td>',
+            f'<td data-value="{html.escape(row.model)}"{title}>{html.escape(row.model)}{mark}</td>',
             f'<td data-value="{html.escape(row.task)}">{html.escape(row.task)}</td>',
+            f'<td data-value="{html.escape(row.label_set)}">{html.escape(row.label_set)}</td>',
+            f'<td data-value="{row.images or ""}">{row.images if row.images is not None else "–"}</td>',
         ]
         for value, position in zip((*row.values, row.change), rank, strict=True):
-            text = "–" if value is None else f'{value:.2f} <span class="rank">{position}</span>'
+            rank_text = f' <span class="rank">{position}</span>' if position else ""
+            text = "–" if value is None else f"{value:.2f}{rank_text}"
             cells.append(f'<td data-value="{"" if value is None else value}">{text}</td>')
-        kind = "reference" if row.reference else "submission"
+        kind = "reference" if row.reference else "partial" if row.partial else "submission"
         body.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
     return _PAGE.format(headers=headers, rows="\n".join(body))
 
@@ -142,7 +178,7 @@ def _label(row: Row) -> str:
     return f"{row.model} ({row.task}){' †' if row.reference else ''}"
 
 
-def plot_change(rows: list[Row], path: Path) -> None:
+def plot_change(rows: list[Row], path) -> None:
     """ImGT → ReGT accuracy per model, one line each, sorted by ReGT (the paper's Figure 3)."""
     import matplotlib
 
@@ -161,19 +197,22 @@ def plot_change(rows: list[Row], path: Path) -> None:
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(
-        path, dpi=120, metadata={"Title": "ImGT to ReGT", "Description": json.dumps([_label(r) for r in shown])}
+        path,
+        format="png",
+        dpi=120,
+        metadata={"Title": "ImGT to ReGT", "Description": json.dumps([_label(r) for r in shown])},
     )
     plt.close(figure)
 
 
-def plot_categories(rows: list[Row], path: Path) -> None:
+def plot_categories(rows: list[Row], path) -> None:
     """ReGT accuracy per label category (S+, S−, M+, M−), one line per model."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    indices = [COLUMNS.index(c) for c in CATEGORY_COLUMNS]
+    indices = [COLUMNS.index(c) for c in CATEGORY_COLUMNS]  # the same positions whatever the label set
     shown = [r for r in rows if any(r.values[i] is not None for i in indices)]
     figure, axes = plt.subplots(figsize=(8, 5))
     for row in shown:
@@ -181,12 +220,15 @@ def plot_categories(rows: list[Row], path: Path) -> None:
         style = {"linestyle": "--", "alpha": 0.5} if row.reference else {"linewidth": 2.5}
         axes.plot(range(4), [float("nan") if v is None else v for v in values], marker="o", label=_label(row), **style)
     axes.set_xticks(range(4), ["S+", "S−", "M+", "M−"])
-    axes.set_ylabel("ReGT accuracy (%)")
+    axes.set_ylabel("accuracy against the row's labels (%)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
     figure.savefig(
-        path, dpi=120, metadata={"Title": "ReGT by category", "Description": json.dumps([_label(r) for r in shown])}
+        path,
+        format="png",
+        dpi=120,
+        metadata={"Title": "ReGT by category", "Description": json.dumps([_label(r) for r in shown])},
     )
     plt.close(figure)
 
@@ -203,8 +245,9 @@ def write_leaderboard(submissions: list[str | Path], out: str | Path, with_refer
         "change": out / "imgt_to_regt.png",
         "categories": out / "accuracy_by_category.png",
     }
-    paths["markdown"].write_text(to_markdown(rows) + "\n", encoding="utf-8")
-    paths["html"].write_text(to_html(rows), encoding="utf-8")
-    plot_change(rows, paths["change"])
-    plot_categories(rows, paths["categories"])
+    write_text(paths["markdown"], to_markdown(rows) + "\n")
+    write_text(paths["html"], to_html(rows))
+    for kind, plot in (("change", plot_change), ("categories", plot_categories)):
+        with atomic_path(paths[kind]) as temporary, open(temporary, "wb") as handle:
+            plot(rows, handle)
     return paths

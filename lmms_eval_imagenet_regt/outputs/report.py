@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ..scoring import CATEGORIES, ScoreTable
+from ..records import breakdown_table, flat_metrics
+from ..scoring import ScoreTable
 
 
 def _percent(value: float | None) -> str:
@@ -14,19 +15,13 @@ def _percent(value: float | None) -> str:
 def to_markdown(table: ScoreTable) -> str:
     """The paper's Table 3 layout, one row per label category, accuracies in percent."""
     with_oop = any(score.oop is not None for score in table.categories.values())
-    header = ["category", "images", "ImGT", "ReGT", "Im∩Re"] + (["OOP"] if with_oop else [])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in CATEGORIES:
-        score = table.categories[name]
-        cells = [name, str(score.count), _percent(score.imgt), _percent(score.regt), _percent(score.both)]
-        cells += [_percent(score.oop)] if with_oop else []
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = [breakdown_table(flat_metrics(table, table.label_set), table.label_set, "cw" if with_oop else "ow")]
     lines += [
         "",
-        f"- ground truth: {table.ground_truth} (sha256 {table.ground_truth_sha256[:16]}), "
+        f"- ground truth: {table.ground_truth}, label set {table.label_set} (sha256 {table.ground_truth_sha256}), "
         f"convention: {table.convention}, equivalences: {table.equivalences}",
         f"- per-class mean accuracy: ImGT {_percent(table.per_class_mean_imgt)}, "
-        f"ReGT {_percent(table.per_class_mean_regt)}",
+        f"{table.label_set} {_percent(table.per_class_mean_labels)}",
         f"- images scored: {table.images_scored}; unanswered (no class parsed or mapped): {table.unanswered}; "
         f"ground-truth images without a prediction: {table.missing}; "
         f"predictions outside the ground truth: {table.outside_ground_truth}",

@@ -24,11 +24,12 @@ from datetime import date
 from pathlib import Path
 
 from ..errors import InputError
+from ..files import atomic_path, load_json, write_text
+from ..labels.categories import LEAF_CATEGORIES, image_category
 from ..labels.equivalences import EquivalenceSet
 from ..labels.ground_truth import GroundTruth, ImageLabels, normalize_image_id, read_regt_jsonl
 from ..labels.vocabulary import ClassVocabulary
-from ..records import final_predictions, read_run
-from ..scoring import LEAF_CATEGORIES, image_category
+from .runs import read_samples
 
 PAGE = Path(__file__).parents[1] / "data" / "review.html"
 DEFAULT_CATEGORIES = ("S+", "S-", "M+", "M-")
@@ -47,10 +48,9 @@ class Run:
     def load(cls, spec: str) -> Run:
         """`NAME=SAMPLES` or `SAMPLES` (an lmms-eval samples file; named after its folder and task)."""
         name, _, path = ("", "", spec) if Path(spec).is_file() or "=" not in spec else spec.partition("=")
-        task, records, config = read_run(path)
-        name = name or f"{Path(path).parent.name}:{task}"
-        predictions = final_predictions(list({r["image_id"]: r for r in records}.values()), config)
-        return cls(name, {image_id: frozenset(classes) for image_id, classes in predictions.items()})
+        run = read_samples(path)
+        name = name or f"{Path(path).parent.name}:{run.task}"
+        return cls(name, {r["image_id"]: frozenset(r["classes"]) for r in run.records})
 
 
 def _disagreements(run: Run, truth: GroundTruth, equivalences: EquivalenceSet) -> dict[str, frozenset[int]]:
@@ -197,9 +197,9 @@ def export_review(
         "settings": settings,
         "images": key_images,
     }
-    (out / "key.json").write_text(json.dumps(key, indent=1), encoding="utf-8")
+    write_text(out / "key.json", json.dumps(key, indent=1))
     data = {"export_id": export_id, "classes": list(vocabulary.names), "images": page_images}
-    (page / "data.js").write_text(f"window.REVIEW = {json.dumps(data)};\n", encoding="utf-8")
+    write_text(page / "data.js", f"window.REVIEW = {json.dumps(data)};\n")
     shutil.copyfile(PAGE, page / "index.html")
     return key
 
@@ -208,10 +208,7 @@ def export_review(
 
 
 def _read_json(path: str | Path, what: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(path, f"{what} is not valid JSON: {error}") from None
+    data = load_json(path)
     if not isinstance(data, dict):
         raise InputError(path, f"{what} must be a JSON object")
     return data
@@ -335,7 +332,7 @@ def import_review(
             )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(row) + "\n" for row in rows.values()), encoding="utf-8")
+    write_text(out, "".join(json.dumps(row) + "\n" for row in rows.values()))
     new_hash = read_regt_jsonl(out).sha256
     summary = summary_table(counts)
     provenance = {
@@ -352,8 +349,8 @@ def import_review(
         "changes": changes,
     }
     stem = out.with_suffix("")
-    Path(f"{stem}.provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
-    Path(f"{stem}.summary.md").write_text(summary_markdown(summary), encoding="utf-8")
+    write_text(f"{stem}.provenance.json", json.dumps(provenance, indent=1))
+    write_text(f"{stem}.summary.md", summary_markdown(summary))
     plot_summary(summary, Path(f"{stem}.summary.png"))
     return provenance
 
@@ -395,5 +392,6 @@ def plot_summary(summary: dict[str, dict[str, int]], path: Path) -> None:
     axes.invert_yaxis()
     figure.legend(ncol=len(OUTCOMES), loc="upper center", frameon=False)
     figure.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (1.6 + 0.45 * len(categories))))
-    figure.savefig(path, dpi=120)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        figure.savefig(handle, format="png", dpi=120)
     plt.close(figure)

@@ -1,20 +1,22 @@
 """Leaderboard submissions: a versioned JSON per (model, task) run, its validator, and the Hub's
 `.eval_results/` YAML for the model repo.
 
-Schema `lmms-eval-imagenet-regt/submission`, version 1 (all accuracies are fractions in [0, 1]):
+Schema `lmms-eval-imagenet-regt/submission`, version 2 (all accuracies are fractions in [0, 1]):
 
     schema, schema_version, created
-    model: {id, revision, lmms_eval_model, model_args, info (plugin models: weights, preprocessing)}
-    task, protocol
-    labels: {hash}                    sha256 of the labels scored (equals the dataset card's for a full run)
-    settings: {names, label_format, option_set, num_options, seed, encoder, templates, lenient}
-    prompt_hash, decoding (generation kwargs), batch_size, world_size, versions, n_images
-    metrics: {imgt_A, regt_A, ..., count_A, ...}    every numeric metric of the task
+    model: {id, revision, lmms_eval_model, model_args, info}   local paths → file name and content hash
+    task, protocol, settings, prompt_hash
+    labels: {set, sha256, images}        the label set scored against: name, content hash, size
+    images: {scored, sha256, labels_sha256, limit, dataset_rows}, coverage (scored / labelled images)
+    outcomes: {parsed, mapped, unanswered, truncated, failed}    answers per outcome, all images
+    decoding, batch_size, world_size, versions, run: {date, results_file}
+    metrics: {imgt_A, <set>_A, ..., count_A, ...}    every numeric metric of the task's report
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import re
@@ -22,17 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..files import load_json, write_text
+from ..labels.categories import CATEGORIES, PARTS
+from ..protocol.answers import OUTCOMES
 from ..protocol.settings import PROTOCOLS
-from ..records import METRICS
-from ..scoring import CATEGORIES
+from .runs import TaskRun, read_results, read_samples, samples_beside, task_run
 
 SCHEMA = "lmms-eval-imagenet-regt/submission"
-SCHEMA_VERSION = 1
-#: The benchmark dataset named in `.eval_results` (ImageNet-1k's validation split, on the Hub).
-EVAL_RESULTS_DATASET = "ILSVRC/imagenet-1k"
-_TASK = re.compile(r"^imagenet_(regt|real)_(ow|cw|cwplus|mc_[a-z_]+?)(_seed\d+)?$")
-_HEX = re.compile(r"^[0-9a-f]+$")
-_STRING_METRICS = {"prompt_hash", "labels_hash", "versions", "model_info"}
+SCHEMA_VERSION = 2
+#: What `.eval_results` names as the benchmark for each label set.
+BENCHMARKS = {"regt": "ImageNet-1k validation, ReGT labels", "real": "ImageNet-1k validation, ReaL labels"}
+_TASK = re.compile(r"imagenet_(regt|real)_(ow|cw|cwplus|mc_[a-z_]+?)(_seed\d+)?")
+_HEX = re.compile(r"[0-9a-f]+")
 REQUIRED = {
     "schema": str,
     "schema_version": int,
@@ -41,15 +44,109 @@ REQUIRED = {
     "task": str,
     "protocol": str,
     "labels": dict,
+    "images": dict,
+    "coverage": (int, float),
+    "outcomes": dict,
     "settings": dict,
     "prompt_hash": str,
     "decoding": dict,
-    "batch_size": (int, str),
     "world_size": int,
-    "versions": str,
-    "n_images": int,
+    "versions": dict,
     "metrics": dict,
 }
+
+
+def results_file(results: str | Path) -> Path:
+    """The results file to package: the file given, or the only `*_results.json` under a folder."""
+    path = Path(results)
+    if path.is_file():
+        return path
+    found = sorted(path.rglob("*_results.json"))
+    if not found:
+        raise InputError(path, "no lmms-eval results file (*_results.json) found")
+    if len(found) > 1:
+        shown = ", ".join(str(p) for p in found[-3:])
+        raise InputError(path, f"holds {len(found)} runs' results; name the results file to submit (e.g. {shown})")
+    return found[0]
+
+
+def build_submissions(
+    results_path: str | Path,
+    model_id: str | None = None,
+    revision: str | None = None,
+    *,
+    allow_failed: bool = False,
+) -> list[dict]:
+    """One submission per imagenet_* task of a results file, after checking each task's samples file."""
+    results_path = Path(results_path)
+    data = read_results(results_path)
+    run_config = data.get("config") or {}
+    model_args = run_config.get("model_args") or ""
+    if isinstance(model_args, dict):
+        model_args = ",".join(f"{k}={v}" for k, v in model_args.items())
+    submissions = []
+    for task in data.get("results", {}):
+        if not _TASK.fullmatch(task):
+            continue
+        run = task_run(results_path, task, data)
+        if run.report is None:
+            raise InputError(results_path, f"task {task} has no scores (a --predict_only run): rescore it first")
+        _check_samples(run, data)
+        failed = run.report["outcomes"]["A"].get("failed", 0)
+        if failed and not allow_failed:
+            raise InputError(
+                results_path,
+                f"task {task}: {failed} of {run.report['images']['scored']} requests failed; re-run them, or "
+                "pass --allow-failed to submit a score that counts them wrong",
+            )
+        submissions.append(_submission(run, data, model_args, model_id, revision))
+    if not submissions:
+        raise InputError(results_path, "no imagenet_regt_* or imagenet_real_* task in this results file")
+    return submissions
+
+
+def _check_samples(run: TaskRun, data: dict) -> None:
+    """The task's samples file, when the run wrote one, must match the results (else it was cut short)."""
+    samples = samples_beside(run.results_path, run.task)
+    logged = ((data.get("config") or {}).get("resolved_cli_args") or {}).get("log_samples")
+    if samples.is_file():
+        read_samples(samples)
+    elif logged:
+        raise InputError(run.results_path, f"task {run.task}: the run logged samples, but its samples file is missing")
+
+
+def _submission(run: TaskRun, data: dict, model_args: str, model_id: str | None, revision: str | None) -> dict:
+    report, run_config, config = run.report, data.get("config") or {}, data["configs"][run.task]
+    decoding = {**(config.get("generation_kwargs") or {})}
+    if run_config.get("gen_kwargs"):
+        decoding["cli_gen_kwargs"] = run_config["gen_kwargs"]
+    args = public_model_args(model_args)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "id": model_id or _model_arg(args, "pretrained", "model", "model_version") or run_config.get("model"),
+            "revision": revision or _model_arg(args, "revision") or "unknown",
+            "lmms_eval_model": run_config.get("model"),
+            "model_args": args,
+            "info": {key: _public(value) for key, value in (report.get("model_info") or {}).items()},
+        },
+        "task": run.task,
+        "protocol": report["protocol"],
+        "settings": report["settings"],
+        "prompt_hash": report["prompt_hash"],
+        "labels": {key: report["labels"][key] for key in ("set", "sha256", "images")},
+        "images": report["images"],
+        "coverage": report["coverage"],
+        "outcomes": {outcome: report["outcomes"]["A"].get(outcome, 0) for outcome in OUTCOMES},
+        "decoding": decoding,
+        "batch_size": run_config.get("batch_size"),
+        "world_size": report["world_size"],
+        "versions": report["versions"],
+        "run": {"date": data.get("date"), "results_file": run.results_path.name},
+        "metrics": {key: value for key, value in report["metrics"].items() if value is None or _is_number(value)},
+    }
 
 
 def _model_arg(model_args: str, *keys: str) -> str | None:
@@ -60,59 +157,41 @@ def _model_arg(model_args: str, *keys: str) -> str | None:
     return None
 
 
-def build_submissions(results_path: str | Path, model_id: str | None = None, revision: str | None = None) -> list[dict]:
-    """One submission per imagenet_* task in an lmms-eval results file."""
-    data = json.loads(Path(results_path).read_text(encoding="utf-8"))
-    run_config = data.get("config", {})
-    model_args = run_config.get("model_args") or ""
-    if isinstance(model_args, dict):
-        model_args = ",".join(f"{k}={v}" for k, v in model_args.items())
-    submissions = []
-    for task, results in data["results"].items():
-        if not _TASK.match(task):
-            continue
-        values = {key.split(",")[0]: value for key, value in results.items() if "," in key and "_stderr" not in key}
-        lacking = [m for m in ("labels_hash", "prompt_hash", "world_size", "versions", "count_A") if m not in values]
-        if lacking:
-            raise InputError(
-                results_path, f"task {task} lacks {', '.join(lacking)}: not written by this plugin version"
-            )
-        config = data["configs"][task]
-        settings = dict(config["lmms_eval_specific_kwargs"].get("default", config["lmms_eval_specific_kwargs"]))
-        protocol = settings.pop("protocol")
-        decoding = {**(config.get("generation_kwargs") or {})}
-        if run_config.get("gen_kwargs"):
-            decoding["cli_gen_kwargs"] = run_config["gen_kwargs"]
-        submissions.append(
-            {
-                "schema": SCHEMA,
-                "schema_version": SCHEMA_VERSION,
-                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "model": {
-                    "id": model_id
-                    or _model_arg(model_args, "pretrained", "model", "model_version")
-                    or run_config["model"],
-                    "revision": revision or _model_arg(model_args, "revision") or "unknown",
-                    "lmms_eval_model": run_config.get("model"),
-                    "model_args": model_args,
-                    "info": values.pop("model_info", ""),
-                },
-                "task": task,
-                "protocol": protocol,
-                "labels": {"hash": values.pop("labels_hash")},
-                "settings": settings,
-                "prompt_hash": values.pop("prompt_hash"),
-                "decoding": decoding,
-                "batch_size": run_config.get("batch_size"),
-                "world_size": values.pop("world_size"),
-                "versions": values.pop("versions"),
-                "n_images": values["count_A"],
-                "metrics": values,
-            }
-        )
-    if not submissions:
-        raise InputError(results_path, "no imagenet_regt_* or imagenet_real_* task in this results file")
-    return submissions
+def public_model_args(model_args: str) -> str:
+    """Model arguments with every local path replaced by its file name and a content hash."""
+    parts = []
+    for part in (model_args or "").split(","):
+        key, sep, value = part.partition("=")
+        parts.append(f"{key}{sep}{_public(value)}" if sep else part)
+    return ",".join(parts)
+
+
+def _public(value: str) -> str:
+    path = Path(value.strip()).expanduser() if value.strip() else None
+    if path is None or not (path.is_absolute() or value.strip().startswith(".")) or not path.exists():
+        return value
+    return f"{path.name}#sha256:{_content_hash(path)[:16]}"
+
+
+def _content_hash(path: Path) -> str:
+    """Hash of a file's bytes, or of a folder's file names, sizes and small files' bytes."""
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path) if file != path else file.name}:{size}\n".encode())
+        if path.is_file() or size <= 10_000_000:
+            with open(file, "rb") as handle:
+                for block in iter(lambda h=handle: h.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --- validation ----------------------------------------------------------------------------------------
 
 
 def validate(submission: Any, expected_labels_hash: str | None = None) -> list[str]:
@@ -128,117 +207,131 @@ def validate(submission: Any, expected_labels_hash: str | None = None) -> list[s
         return problems
     if submission["schema"] != SCHEMA or submission["schema_version"] != SCHEMA_VERSION:
         problems.append(f"schema must be {SCHEMA} version {SCHEMA_VERSION}")
-    if submission["protocol"] not in PROTOCOLS:
-        problems.append(f"protocol must be one of {', '.join(PROTOCOLS)} (got {submission['protocol']!r})")
-    match = _TASK.match(submission["task"])
+    protocol, task = submission["protocol"], submission["task"]
+    if protocol not in PROTOCOLS:
+        problems.append(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
+    match = _TASK.fullmatch(task)
     if not match:
-        problems.append(f"task {submission['task']!r} is not an imagenet_regt_* or imagenet_real_* task")
-    elif not match.group(2).startswith(submission["protocol"] if submission["protocol"] != "mc" else "mc_"):
-        problems.append(f"task {submission['task']!r} does not match protocol {submission['protocol']!r}")
+        problems.append(f"task {task!r} is not an imagenet_regt_* or imagenet_real_* task")
+    else:
+        if (match.group(2) if protocol != "mc" else match.group(2)[:2]) != protocol:
+            problems.append(f"task {task!r} does not match protocol {protocol!r}")
+        if submission["labels"].get("set") != match.group(1):
+            problems.append(f"labels.set must be {match.group(1)!r} for task {task!r}")
     if not submission["model"].get("id"):
         problems.append("model.id is empty")
-    labels_hash = submission["labels"].get("hash")
-    if not isinstance(labels_hash, str) or len(labels_hash) != 64 or not _HEX.match(labels_hash):
-        problems.append("labels.hash must be a sha256 hex digest")
+    labels_hash = submission["labels"].get("sha256")
+    if not isinstance(labels_hash, str) or len(labels_hash) != 64 or not _HEX.fullmatch(labels_hash):
+        problems.append("labels.sha256 must be a sha256 hex digest")
     elif expected_labels_hash and labels_hash != expected_labels_hash:
         problems.append(
-            f"labels.hash {labels_hash[:16]}… does not match the expected labels {expected_labels_hash[:16]}…"
+            f"labels.sha256 {labels_hash[:16]}… does not match the expected labels {expected_labels_hash[:16]}…"
         )
-    if len(submission["prompt_hash"]) != 16 or not _HEX.match(submission["prompt_hash"]):
+    if len(submission["prompt_hash"]) != 16 or not _HEX.fullmatch(submission["prompt_hash"]):
         problems.append("prompt_hash must be 16 hex digits")
     if submission["world_size"] < 1:
         problems.append("world_size must be at least 1")
-    problems += _metric_problems(submission)
-    return problems
+    return problems + _metric_problems(submission)
+
+
+def warnings(submission: dict) -> list[str]:
+    """What a valid submission should make a reader careful about (partial runs, failed requests)."""
+    notes = []
+    images, coverage = submission["images"], submission["coverage"]
+    if images.get("limit") is not None:
+        notes.append(f"run with --limit {images['limit']}: {images.get('scored')} images, not a full evaluation")
+    elif coverage < 1:
+        notes.append(f"covers {100 * coverage:.1f}% of the label set's {submission['labels'].get('images')} images")
+    if submission["outcomes"].get("failed"):
+        notes.append(f"{submission['outcomes']['failed']} failed requests are scored wrong")
+    return notes
 
 
 def _type_name(kind) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    return " or ".join({dict: "an object", str: "a string", int: "an integer"}[k] for k in kinds)
+    names = {dict: "an object", str: "a string", int: "an integer", float: "a number"}
+    return " or ".join(names[k] for k in kinds)
 
 
 def _metric_problems(submission: dict) -> list[str]:
-    metrics, protocol = submission["metrics"], submission["protocol"]
+    metrics, prefix = submission["metrics"], submission["labels"].get("set")
     problems = []
-    expected = set(METRICS.get(protocol, ())) - _STRING_METRICS - {"world_size"}
-    missing = sorted(expected - set(metrics))
-    if missing:
-        problems.append(f"metrics missing: {', '.join(missing)}")
+    for name in ("imgt_A", f"{prefix}_A", "im_and_re_A", "count_A"):
+        if name not in metrics:
+            problems.append(f"metrics missing: {name}")
     for name, value in metrics.items():
         if name.startswith("count_"):
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 problems.append(f"metric {name} must be a non-negative integer (got {value!r})")
-        elif (
-            name != "answer_length"
-            and value is not None
-            and (not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= value <= 1.0)
-        ):
+        elif name == "answer_length":
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                problems.append(f"metric answer_length must be a non-negative number (got {value!r})")
+        elif value is not None and (not _is_number(value) or not 0.0 <= value <= 1.0):
             problems.append(f"metric {name} = {value!r} is outside [0, 1]")
     if problems:
         return problems
     counts = {c: metrics.get(f"count_{c}", 0) for c in CATEGORIES}
-    for whole, parts in (("S", ("S+", "S-")), ("M", ("M+", "M-"))):
+    for whole in ("S", "M"):
+        parts = PARTS[whole]
         if counts[whole] != sum(counts[p] for p in parts):
             problems.append(f"count_{whole} = {counts[whole]} is not count_{parts[0]} + count_{parts[1]}")
     leaves = counts["S+"] + counts["S-"] + counts["M+"] + counts["M-"]
     if counts["A"] not in (leaves, leaves + counts["N"]):
         problems.append(f"count_A = {counts['A']} does not add up from the categories ({leaves} + N {counts['N']})")
-    if submission["n_images"] != counts["A"]:
-        problems.append(f"n_images = {submission['n_images']} differs from count_A = {counts['A']}")
-    for kind in ("imgt", "regt"):
-        for whole, parts in (("S", ("S+", "S-")), ("M", ("M+", "M-"))):
-            if counts[whole] and all(metrics.get(f"{kind}_{p}") is not None or not counts[p] for p in parts):
-                weighted = sum((metrics.get(f"{kind}_{p}") or 0) * counts[p] for p in parts) / counts[whole]
-                if not math.isclose(weighted, metrics.get(f"{kind}_{whole}") or 0, abs_tol=1e-9):
-                    problems.append(f"{kind}_{whole} is not the count-weighted mean of its parts")
+    if submission["images"].get("scored") != counts["A"]:
+        problems.append(f"images.scored = {submission['images'].get('scored')} differs from count_A = {counts['A']}")
+    for kind in ("imgt", prefix):
+        for whole in ("S", "M", "A"):
+            parts = PARTS[whole] if counts["A"] == leaves + counts["N"] else PARTS[whole][:4]
+            if not counts[whole]:
+                continue
+            weighted = sum((metrics.get(f"{kind}_{p}") or 0) * counts[p] for p in parts if counts[p])
+            if not math.isclose(weighted / counts[whole], metrics.get(f"{kind}_{whole}") or 0, abs_tol=1e-9):
+                problems.append(f"{kind}_{whole} is not the count-weighted mean of its parts")
     return problems
 
 
 def validate_file(path: str | Path, expected_labels_hash: str | None = None) -> dict:
     """Load and validate; raise InputError listing every problem, naming the file."""
-    try:
-        submission = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise InputError(path, f"not valid JSON: {error}") from None
+    submission = load_json(path)
     problems = validate(submission, expected_labels_hash)
     if problems:
         raise InputError(path, "invalid submission:\n  - " + "\n  - ".join(problems))
     return submission
 
 
-def eval_results_yaml(submission: dict, dataset_id: str = EVAL_RESULTS_DATASET) -> str:
-    """The Hub's `.eval_results/<task>.yaml` entry: ReGT accuracy (category A) in percent."""
+def eval_results_yaml(submission: dict) -> str:
+    """The Hub's `.eval_results/<task>.yaml` entry: accuracy against the task's label set (category A), in %."""
     import yaml
 
-    metrics = submission["metrics"]
+    metrics, labels = submission["metrics"], submission["labels"]
     entry = {
-        "dataset": {"id": dataset_id, "task_id": submission["task"]},
-        "value": round(100 * metrics["regt_A"], 2),
+        "dataset": {"id": "ILSVRC/imagenet-1k", "task_id": submission["task"], "name": BENCHMARKS[labels["set"]]},
+        "value": round(100 * metrics[f"{labels['set']}_A"], 2),
         "date": submission["created"][:10],
         "source": {"name": "lmms-eval-imagenet-regt", "url": "https://pypi.org/project/lmms-eval-imagenet-regt/"},
         "notes": (
-            f"ReGT accuracy, all images ({submission['n_images']}); ImGT {100 * metrics['imgt_A']:.2f}; "
-            f"protocol {submission['protocol']}; labels sha256 {submission['labels']['hash'][:16]}"
+            f"{labels['set']} accuracy, {submission['images']['scored']} images "
+            f"({100 * submission['coverage']:.1f}% of the label set); ImGT {100 * metrics['imgt_A']:.2f}; "
+            f"protocol {submission['protocol']}; labels sha256 {labels['sha256'][:16]}"
         ),
     }
-    return yaml.safe_dump([entry], sort_keys=False)
+    return yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
 
 
-def write_submissions(results_dir: str | Path, out: str | Path, **model: str | None) -> list[Path]:
-    """Submissions (and `.eval_results/` YAML) for the newest results file under `results_dir`."""
-    results = sorted(Path(results_dir).rglob("*_results.json"), key=lambda p: p.name)
-    if not results:
-        raise InputError(results_dir, "no lmms-eval results file (*_results.json) found")
+def write_submissions(
+    results: str | Path, out: str | Path, *, allow_failed: bool = False, **model: str | None
+) -> list[Path]:
+    """Submissions (and `.eval_results/` YAML) for one results file (or the only one under a folder)."""
+    path = results_file(results)
     out = Path(out)
-    (out / ".eval_results").mkdir(parents=True, exist_ok=True)
     written = []
-    for submission in build_submissions(results[-1], **model):
+    for submission in build_submissions(path, allow_failed=allow_failed, **model):
         problems = validate(submission)
         if problems:
-            raise InputError(results[-1], f"{submission['task']}: " + "; ".join(problems))
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", submission["model"]["id"]).strip("_")
-        path = out / f"{slug}__{submission['task']}.json"
-        path.write_text(json.dumps(submission, indent=2), encoding="utf-8")
-        (out / ".eval_results" / f"{submission['task']}.yaml").write_text(eval_results_yaml(submission))
-        written.append(path)
+            raise InputError(path, f"{submission['task']}: " + "; ".join(problems))
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(submission["model"]["id"])).strip("_")[:100] or "model"
+        target = write_text(out / f"{slug}__{submission['task']}.json", json.dumps(submission, indent=2))
+        write_text(out / ".eval_results" / f"{submission['task']}.yaml", eval_results_yaml(submission))
+        written.append(target)
     return written

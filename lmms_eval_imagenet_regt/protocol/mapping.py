@@ -1,8 +1,13 @@
 """Mapping free-text answers to classes by text embedding (OW, and CW+ out-of-prompt answers).
 
 As in OpenCLIP's zero-shot classifier: one class-embedding matrix (mean over prompt templates of the
-encoded templated names, L2-normalised), then one matrix product for all answers. The matrix is cached on
-disk, keyed by encoder, names and templates; answers are de-duplicated and encoded in batches.
+encoded templated names, L2-normalised), then one matrix product for all answers. Answers are de-duplicated
+and encoded in batches.
+
+The matrix is cached on disk (`$IMAGENET_REGT_CACHE`), keyed by everything it depends on: encoder name, a
+hash of the encoder's weights, the library's version, names and templates. A cached file is trusted only
+after checks — shape, finite values, unit rows, and a few rows re-encoded and compared — and a file that
+fails them is rebuilt with a warning naming it, so a corrupted or stale cache cannot move a score.
 
 Encoders: any sentence-transformers model (`sentence-transformers/all-MiniLM-L6-v2`, the default, as in
 Conti et al.; a local folder works too) or the text tower of an open_clip model
@@ -17,17 +22,23 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
+from loguru import logger
 
+from ..files import atomic_path
 from ..labels.vocabulary import ClassVocabulary
 
 CACHE_ENV = "IMAGENET_REGT_CACHE"
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_TEMPLATES = ("a photo of a {}.",)
 BATCH_SIZE = 256
+#: Rows of a cached class matrix re-encoded on load; a matrix shifted by one row fails on all of them.
+SPOT_CHECK_ROWS = (0, 250, 500, 750, 999)
+#: Show a progress bar for encoding jobs at least this large.
+PROGRESS_FROM = 2000
 
 
 def cache_dir() -> Path:
@@ -39,12 +50,32 @@ class TextEncoder:
     """Encodes texts to L2-normalised rows; subclasses wrap one library."""
 
     name: str
+    library: str
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         raise NotImplementedError
 
+    def parameters(self):
+        """The torch modules whose weights define the embeddings."""
+        raise NotImplementedError
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Hash of the weights and the library version: what a cached class matrix must have been built by."""
+        from importlib import metadata
+
+        import torch
+
+        digest = hashlib.sha256(f"{self.name}|{self.library} {metadata.version(self.library)}".encode())
+        for key, tensor in self.parameters().state_dict().items():
+            digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()[:24]
+
 
 class SentenceTransformerEncoder(TextEncoder):
+    library = "sentence-transformers"
+
     def __init__(self, name: str):
         from sentence_transformers import SentenceTransformer
 
@@ -53,13 +84,22 @@ class SentenceTransformerEncoder(TextEncoder):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return self.model.encode(
-            list(texts), batch_size=BATCH_SIZE, normalize_embeddings=True, convert_to_numpy=True
+            list(texts),
+            batch_size=BATCH_SIZE,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=len(texts) >= PROGRESS_FROM,
         ).astype(np.float32)
+
+    def parameters(self):
+        return self.model
 
 
 class OpenClipTextEncoder(TextEncoder):
     """The text tower of an open_clip model; the whole model and its eval transform stay available, so the
     zero-shot classifier embeds images with the same instance that built the class matrix."""
+
+    library = "open_clip_torch"
 
     def __init__(self, name: str):
         import open_clip
@@ -77,14 +117,19 @@ class OpenClipTextEncoder(TextEncoder):
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         import torch
+        from tqdm import tqdm
 
         rows = []
+        starts = range(0, len(texts), BATCH_SIZE)
         with torch.inference_mode():
-            for start in range(0, len(texts), BATCH_SIZE):
+            for start in tqdm(starts, desc="Encoding texts", disable=len(texts) < PROGRESS_FROM):
                 tokens = self.tokenizer(list(texts[start : start + BATCH_SIZE])).to(_device())
                 features = self.model.encode_text(tokens, normalize=True)
                 rows.append(features.float().cpu().numpy())
         return np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
+
+    def parameters(self):
+        return self.model
 
 
 def _device() -> str:
@@ -110,21 +155,50 @@ def get_encoder(name: str) -> TextEncoder:
     return OpenClipTextEncoder(name) if name.startswith("open_clip:") else SentenceTransformerEncoder(name)
 
 
+def _class_embeddings(encoder: TextEncoder, names: Sequence[str], templates: Sequence[str]) -> np.ndarray:
+    """Mean over templates of the L2-normalised templated names, re-normalised (one row per name)."""
+    texts = [template.format(name) for name in names for template in templates]
+    embeddings = encoder.encode(texts).reshape(len(names), len(templates), -1).mean(axis=1)
+    return (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
+
+
 def class_matrix(encoder_name: str, vocabulary: ClassVocabulary, templates: Sequence[str]) -> np.ndarray:
-    """1000 × d class embeddings, built once and cached on disk (keyed by encoder, names, templates)."""
-    key = hashlib.sha256(json.dumps([encoder_name, vocabulary.names, list(templates)]).encode()).hexdigest()[:24]
-    path = cache_dir() / f"classes-{key}.npy"
-    if path.is_file():
-        return np.load(path)
+    """1000 × d class embeddings, from the verified disk cache or built (and cached) now."""
     encoder = get_encoder(encoder_name)
-    texts = [template.format(name) for name in vocabulary.names for template in templates]
-    embeddings = encoder.encode(texts).reshape(len(vocabulary.names), len(templates), -1).mean(axis=1)
-    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(temporary, embeddings.astype(np.float32))
-    temporary.replace(path)  # atomic, so concurrent processes never read half a file
-    return embeddings.astype(np.float32)
+    key = json.dumps([encoder_name, encoder.fingerprint, vocabulary.names, list(templates)])
+    path = cache_dir() / f"classes-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
+    if path.is_file():
+        cached, problem = _load_checked(path, encoder, vocabulary, templates)
+        if problem is None:
+            return cached
+        logger.warning(f"class-embedding cache {path} is unusable ({problem}); rebuilding it")
+    matrix = _class_embeddings(encoder, vocabulary.names, templates)
+    with atomic_path(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, matrix)
+    return matrix
+
+
+def _load_checked(
+    path: Path, encoder: TextEncoder, vocabulary: ClassVocabulary, templates: Sequence[str]
+) -> tuple[np.ndarray | None, str | None]:
+    """(matrix, None) when the cached file passes every check, else (None, what is wrong)."""
+    try:
+        matrix = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        return None, f"cannot be read: {error}"
+    if matrix.ndim != 2 or matrix.shape[0] != len(vocabulary.names) or matrix.dtype != np.float32:
+        return None, f"shape {matrix.shape} {matrix.dtype}, expected ({len(vocabulary.names)}, d) float32"
+    if not np.isfinite(matrix).all():
+        return None, "it holds NaN or infinite values"
+    if not np.allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-3):
+        return None, "its rows are not unit vectors"
+    expected = _class_embeddings(encoder, [vocabulary.names[i] for i in SPOT_CHECK_ROWS], templates)
+    if expected.shape[1] != matrix.shape[1]:
+        return None, f"{matrix.shape[1]} dimensions, the encoder gives {expected.shape[1]}"
+    agreement = (expected * matrix[list(SPOT_CHECK_ROWS)]).sum(axis=1)
+    if agreement.min() < 0.999:
+        return None, f"rows differ from a fresh encoding (cosine {agreement.min():.4f})"
+    return matrix, None
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,14 @@ google-research/imagenet-mistakes format `[[wnid_a, wnid_b, count], ...]`.
 
 from __future__ import annotations
 
-import json
+import math
 import os
 import random
 from collections import defaultdict
 from functools import cache
-from pathlib import Path
 
 from ..errors import InputError
+from ..files import load_json
 from ..labels.equivalences import EquivalenceSet
 from ..labels.ground_truth import ImageLabels
 from ..labels.vocabulary import NUM_CLASSES, wordnet_ids
@@ -30,21 +30,29 @@ CONFUSIONS_ENV = "IMAGENET_REGT_CONFUSIONS"
 def load_confusions(path: str) -> dict[int, tuple[int, ...]]:
     """Class → the classes it is confused with, most confused first (ties by index)."""
     wnid_index = {wnid: index for index, wnid in enumerate(wordnet_ids())}
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(path, f"cannot read the class-confusion file: {error}") from error
+    rows = load_json(path)
+    if not isinstance(rows, list) or not rows:
+        raise InputError(path, "a class-confusion file holds a non-empty list of [wnid, wnid, count]")
     counts: dict[int, dict[int, float]] = defaultdict(dict)
     for number, row in enumerate(rows, start=1):
-        if not (isinstance(row, list) and len(row) == 3 and row[0] in wnid_index and row[1] in wnid_index):
-            raise InputError(path, f"entry {number} is not [wnid, wnid, count]", value=row)
+        if not (
+            isinstance(row, list)
+            and len(row) == 3
+            and all(isinstance(wnid, str) and wnid in wnid_index for wnid in row[:2])
+            and isinstance(row[2], (int, float))
+            and not isinstance(row[2], bool)
+            and math.isfinite(row[2])
+            and row[2] > 0
+        ):
+            raise InputError(path, "not [wnid, wnid, positive count]", entry=number, value=row)
         a, b = wnid_index[row[0]], wnid_index[row[1]]
         counts[a][b] = counts[a].get(b, 0) + float(row[2])
         counts[b][a] = counts[b].get(a, 0) + float(row[2])
     return {a: tuple(sorted(others, key=lambda b: (-others[b], b))) for a, others in counts.items()}
 
 
-def _confusions_path() -> str:
+def confusions_path() -> str:
+    """The class-confusion file the confusion-based option sets read (checked before a run starts)."""
     path = os.environ.get(CONFUSIONS_ENV)
     if not path:
         raise InputError(
@@ -74,7 +82,7 @@ def sample_options(
         correct = [record.imgt]
     distractors: list[int] = []
     if option_set.endswith("conf"):
-        confusions = load_confusions(_confusions_path())
+        confusions = load_confusions(confusions_path())
         ranked = _interleave([confusions.get(c, ()) for c in correct])
         distractors = [c for c in ranked if c not in excluded][: num_options - len(correct)]
     pool = [c for c in range(NUM_CLASSES) if c not in excluded and c not in distractors]
