@@ -59,16 +59,21 @@ SIZES = {
 
 
 def _inputs(processor, images: list[Image.Image], batch: int) -> list:
-    from lmms_eval_imagenet_regt.lmms.hooks import doc_to_messages
+    from lmms_eval_imagenet_regt.protocol.prompts import class_list_prompt, question_prompt
+    from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig
 
-    kwargs = {"protocol": "cw"}
+    config = ProtocolConfig(protocol="cw")
+    # the closed-world prompt as the tasks build it: class list, image, question
+    content = [
+        {"type": "text", "text": class_list_prompt(config)},
+        {"type": "image"},
+        {"type": "text", "text": question_prompt(config)},
+    ]
     batches = []
     for first in range(0, len(images), batch):
         chunk = images[first : first + batch]
         messages = []
-        for image in chunk:
-            content = doc_to_messages({"image": image}, kwargs)[0]["content"]
-            content = [{"type": "image"} if part["type"] == "image" else part for part in content]
+        for _image in chunk:
             system = {"role": "system", "content": "You are a helpful assistant."}
             messages.append([system, {"role": "user", "content": content}])
         texts = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

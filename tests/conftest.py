@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
     os.environ[variable] = "1"
+# `datasets` caches a local dataset folder by its name: a fresh cache per session, so a folder built by an
+# earlier session under the same temporary name is never read back from it (set before `datasets` loads).
+os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="regt-test-datasets-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("IMAGENET_REGT_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -8,8 +8,7 @@ import torch
 
 from lmms_eval_imagenet_regt import ClassVocabulary
 from lmms_eval_imagenet_regt.outputs.dataset import read_labels
-from lmms_eval_imagenet_regt.records import METRICS
-from tests.lmms_run import TWO_CPU_PROCESSES, metric, run_lmms_eval
+from tests.lmms_run import TWO_CPU_PROCESSES, headline, metric, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 TINY_CLIP = {
@@ -71,13 +70,13 @@ def test_openclip_zeroshot_equals_open_clips_own_zero_shot_classifier(real_datas
     assert [ours[i] for i in ids] == expected
     run = runs["imagenet_real_cw"]
     names = ClassVocabulary.load("openai").names
-    answers = {s["regt_A"]["image_id"]: s["regt_A"]["answer"] for s in run["samples"]}
+    answers = {image_id: record["answer"] for image_id, record in run["records"].items()}
     assert [answers[i] for i in ids] == [names[row[0]] for row in expected]
     assert metric(run, "oop_A") == 0.0  # the answer is always a class name of the prompt
-    info = metric(run, "model_info")
-    assert "TinyZeroShot.json" in info and "names: openai" in info and "templates: 7 (simple)" in info
-    assert "preprocessing: Compose(" in info and "Normalize(" in info
-    assert set(METRICS["cw"]) <= {k.split(",")[0] for k in run["results"]}
+    info = run["report"]["model_info"]
+    assert "TinyZeroShot.json" in info["model"] and info["names"] == "openai" and info["templates"] == "7 (simple)"
+    assert info["preprocessing"].startswith("Compose(") and "Normalize(" in info["preprocessing"]
+    assert headline(run, "oop_A") == 0.0 and headline(run, "images") == 8
 
 
 def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_path):
@@ -108,7 +107,7 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
     names = ClassVocabulary.load("clean").names
     ids = sorted(read_labels(real_dataset).images)
     for task in ("imagenet_real_cw", "imagenet_real_cwplus"):
-        records = {s["regt_A"]["image_id"]: s["regt_A"] for s in runs[task]["samples"]}
+        records = runs[task]["records"]
         assert [records[i]["answer"] for i in ids] == [names[c] for c in expected]
         assert [
             records[i]["classes"][0] in (c, *ClassVocabulary.load().indices_for(names[c]))
@@ -117,13 +116,15 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
         truth = read_labels(real_dataset)
         right = np.mean([c == truth[i].imgt for i, c in zip(ids, expected, strict=True)])
         assert metric(runs[task], "imgt_A") == right
-        assert f"weights: {checkpoint}" in metric(runs[task], "model_info")
+        assert runs[task]["report"]["model_info"]["weights"] == str(checkpoint)
     # the run gives valid leaderboard submissions that carry the model's weights and preprocessing
     from lmms_eval_imagenet_regt.outputs.submission import validate_file, write_submissions
 
     written = write_submissions(runs["imagenet_real_cw"]["results_path"].parent, tmp_path / "subs")
     submission = validate_file(next(p for p in written if p.name.endswith("imagenet_real_cw.json")))
-    assert submission["model"]["lmms_eval_model"] == "timm_classifier" and "Normalize(" in submission["model"]["info"]
+    info = submission["model"]["info"]
+    assert submission["model"]["lmms_eval_model"] == "timm_classifier" and "Normalize(" in info["preprocessing"]
+    assert info["weights"].startswith("test_vit.pth#sha256:")  # a file name and a content hash, no local path
 
 
 def test_timm_classifier_on_two_processes_matches_one(real_dataset, tmp_path):
@@ -149,10 +150,10 @@ def test_timm_classifier_on_two_processes_matches_one(real_dataset, tmp_path):
     two = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=TWO_CPU_PROCESSES)[
         "imagenet_real_cw"
     ]
-    assert metric(two, "world_size") == 2
-    answers = [{s["regt_A"]["image_id"]: s["regt_A"]["answer"] for s in run["samples"]} for run in (one, two)]
+    assert (one["report"]["world_size"], two["report"]["world_size"]) == (1, 2)
+    answers = [{image_id: record["answer"] for image_id, record in run["records"].items()} for run in (one, two)]
     assert answers[0] == answers[1] and len(answers[0]) == 7
-    assert metric(one, "imgt_A") == metric(two, "imgt_A") and metric(one, "regt_A") == metric(two, "regt_A")
+    assert metric(one, "imgt_A") == metric(two, "imgt_A") and metric(one, "real_A") == metric(two, "real_A")
 
 
 def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
@@ -174,8 +175,8 @@ def test_tiny_paligemma2_runs_open_world(real_dataset, tmp_path):
         {"IMAGENET_REAL_DATA": str(real_dataset)},
     )
     run = runs["imagenet_real_ow"]
-    assert {k.split(",")[0] for k in run["results"] if "," in k and "_stderr" not in k} == set(METRICS["ow"])
-    assert metric(run, "count_A") == 8
-    records = [s["regt_A"] for s in run["samples"]]
-    assert len({r["image_id"] for r in records}) == 8 and all(isinstance(r["raw_answer"], str) for r in records)
-    assert "paligemma2" in metric(run, "model_info") and "answer en" in metric(run, "model_info")
+    assert metric(run, "count_A") == 8 == headline(run, "images")
+    records = run["records"].values()
+    assert len(records) == 8 and all(isinstance(r["answer"], str) for r in records)
+    info = run["report"]["model_info"]
+    assert "paligemma2" in info["model"] and "answer en" in info["prompt"]

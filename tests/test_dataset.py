@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from lmms_eval_imagenet_regt import InputError
+from lmms_eval_imagenet_regt import InputError, load_ground_truth
 from lmms_eval_imagenet_regt.outputs.dataset import build_dataset, push_to_hub, read_labels
 
 
@@ -55,7 +55,10 @@ def test_1300_images_with_real_labels(built_1300):
     assert row["image"].convert("RGB").getpixel((100, 100)) != (0, 0, 0)
     labels_only = datasets.load_dataset(str(out), "labels")["validation"]
     assert "image" not in labels_only.features and labels_only.num_rows == 1300
-    assert read_labels(out).sha256 == row["labels_sha256"]
+    # one hash for one label set: the dataset's rows carry the hash of the whole ReaL set they were cut from
+    real = load_ground_truth("real")
+    assert row["labels_sha256"] == real.sha256 == read_labels(out).set_sha256 != read_labels(out).sha256
+    assert (row["label_set"], row["labels_count"]) == ("real", 50_000)
 
 
 def test_card_is_valid_metadata_with_the_real_counts(built_1300):
@@ -71,7 +74,7 @@ def test_card_is_valid_metadata_with_the_real_counts(built_1300):
     assert "| S+ | 1037 |" in text and "| S- | 68 |" in text and "| N | 57 |" in text
     assert "1300 ImageNet-1k validation images" in text
     assert "## Scoring rules" in text and "terms of access" in text and "@inproceedings{kisel2026mllm" in text
-    assert read_labels(out).sha256 in text
+    assert load_ground_truth("real").sha256 in text and "Label set: `real`" in text and "50000 labelled" in text
 
 
 def test_push_dry_run_lists_every_file(built_1300):
@@ -126,5 +129,21 @@ def test_bad_image_files(shared_data, tmp_path):
 def test_bad_label_values_name_file_and_line(tmp_path):
     labels = tmp_path / "labels.jsonl"
     labels.write_text('{"image_id": "ILSVRC2012_val_00000001", "labels": [1000]}\n')
-    with pytest.raises(InputError, match=r"labels\.jsonl:1: class index outside 0\.\.999 \(got 1000\)"):
+    with pytest.raises(InputError, match=r"labels\.jsonl:1: 'labels': class index outside 0\.\.999 \(got 1000\)"):
         build_dataset(str(labels), tmp_path / "out")
+
+
+def test_a_build_that_fails_half_way_leaves_the_previous_dataset_whole(shared_data, tmp_path):
+    """The second build dies on an undecodable image after writing its first shard: the folder still holds
+    the first build, every file of it, and no temporary folder is left beside it."""
+    folder = _folder(shared_data, tmp_path, count=4)
+    out = tmp_path / "dataset"
+    build_dataset("real", out, images=folder, subset=True, shard_size=2)
+    before = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    (folder / "ILSVRC2012_val_00000001.JPEG").write_bytes(b"not a jpeg")  # sorts first, fails in shard 1
+    shutil.copy(sorted(folder.iterdir())[1], folder / "ILSVRC2012_val_00049999.JPEG")  # sorts last: shard 2
+    (folder / "ILSVRC2012_val_00000001.JPEG").rename(folder / "ILSVRC2012_val_00049998.JPEG")
+    with pytest.raises(InputError, match=r"ILSVRC2012_val_00049998\.JPEG: image cannot be decoded"):
+        build_dataset("real", out, images=folder, subset=True, shard_size=2)
+    assert {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset", "images"]

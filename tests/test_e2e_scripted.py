@@ -142,4 +142,6 @@ def test_results_record_the_run_and_every_number_of_the_tables(scripted_runs):
         for prefix in ("imgt", "real", "im_and_re", "count", "oop", "cw_imgt", "cw_real"):
             assert f"{prefix}_{category}" in report["metrics"], (prefix, category)
     recorded = run["config"]["metadata"]["imagenet_regt"]
-    assert recorded["labels"]["sha256"] == report["labels"]["sha256"] and recorded["prompt_hash"] == report["prompt_hash"]
+    assert (
+        recorded["labels"]["sha256"] == report["labels"]["sha256"] and recorded["prompt_hash"] == report["prompt_hash"]
+    )

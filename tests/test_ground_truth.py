@@ -109,7 +109,10 @@ def test_regt_jsonl_and_parquet_round_trip(tmp_path):
     ("lines", "message"),
     [
         (['{"image_id": "ILSVRC2012_val_00099999", "labels": [1]}'], r"labels\.jsonl:1: not an ImageNet.*00099999"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1000]}'], r"labels\.jsonl:1: 'labels': class index outside.*1000"),
+        (
+            ['{"image_id": "ILSVRC2012_val_00000001", "labels": [1000]}'],
+            r"labels\.jsonl:1: 'labels': class index outside.*1000",
+        ),
         (
             [
                 '{"image_id": "ILSVRC2012_val_00000001", "labels": [1]}',
@@ -118,9 +121,15 @@ def test_regt_jsonl_and_parquet_round_trip(tmp_path):
             r"labels\.jsonl:2: duplicate image id",
         ),
         (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1]}', "{not json"], r"labels\.jsonl:2: not valid JSON"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": ["x"]}'], r"labels\.jsonl:1: 'labels': a class index must be an int"),
+        (
+            ['{"image_id": "ILSVRC2012_val_00000001", "labels": ["x"]}'],
+            r"labels\.jsonl:1: 'labels': a class index must be an int",
+        ),
         (['{"image_id": "ILSVRC2012_val_00000001"}'], r"labels\.jsonl:1: a row needs 'image_id' and 'labels'"),
-        (['{"image_id": "ILSVRC2012_val_00000001", "labels": [1], "imgt": 3}'], r"labels\.jsonl:1: 'imgt' of ILSVRC2012_val_00000001 disagrees with ImageNet's original label \(65\)"),
+        (
+            ['{"image_id": "ILSVRC2012_val_00000001", "labels": [1], "imgt": 3}'],
+            r"labels\.jsonl:1: 'imgt' of ILSVRC2012_val_00000001 disagrees with ImageNet's original label \(65\)",
+        ),
     ],
 )
 def test_malformed_label_files_name_file_line_and_value(tmp_path, lines, message):

@@ -104,7 +104,9 @@ def warnings_logged():
 
 
 @pytest.mark.parametrize("damage", ["nan", "rows shifted by one", "not a numpy file", "other width"])
-def test_a_damaged_class_matrix_cache_is_rebuilt_with_a_warning_naming_it(tmp_path, monkeypatch, warnings_logged, damage):
+def test_a_damaged_class_matrix_cache_is_rebuilt_with_a_warning_naming_it(
+    tmp_path, monkeypatch, warnings_logged, damage
+):
     monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path))
     vocabulary, templates = ClassVocabulary.load("clean"), ("a photo of a {}.",)
     good = class_matrix(MINILM, vocabulary, templates)

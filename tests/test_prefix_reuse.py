@@ -15,7 +15,8 @@ from loguru import logger
 from PIL import Image
 
 from lmms_eval_imagenet_regt.models.prefix_reuse import SharedPrefixGenerate
-from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig, class_list_prompt, question_prompt
+from lmms_eval_imagenet_regt.protocol.prompts import class_list_prompt, question_prompt
+from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig
 from tests.lmms_run import TWO_CPU_PROCESSES, run_lmms_eval
 from tests.tiny_models import build_tiny_qwen2_5_vl, build_tiny_qwen3_vl
 
@@ -32,7 +33,7 @@ def tiny_qwen(request, tmp_path_factory):
 def _inputs(checkpoint, images: list[Image.Image], protocol: str):
     from transformers import AutoProcessor
 
-    config = ProtocolConfig.from_kwargs({"protocol": protocol})
+    config = ProtocolConfig(protocol=protocol)
     head = [{"type": "text", "text": class_list_prompt(config)}] if protocol == "cw" else []
     messages = [
         [
@@ -119,7 +120,7 @@ def test_guard_rejects_positions_that_do_not_continue_the_prefix(tiny_qwen, four
 
 
 def _answers(run: dict) -> dict[str, str]:
-    return {s["regt_A"]["image_id"]: s["regt_A"]["raw_answer"] for s in run["samples"]}
+    return {image_id: record["answer"] for image_id, record in run["records"].items()}
 
 
 @pytest.mark.slow

@@ -1,7 +1,11 @@
-"""After the run: re-scoring, MC repeats, submissions, the validator and the leaderboard."""
+"""After the run: re-scoring, predict-only runs, MC repeats, submissions, the validator and the leaderboard.
+
+Hand values refer to the scripted answers of test_e2e_scripted.py (CW: ImGT 2/8, ReaL 3/8; CW+: 4/8, 5/8).
+"""
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -9,14 +13,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lmms_eval_imagenet_regt import EquivalenceSet, InputError
+from lmms_eval_imagenet_regt import InputError
 from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 from lmms_eval_imagenet_regt.outputs.leaderboard import reference_rows
 from lmms_eval_imagenet_regt.outputs.submission import build_submissions, validate, validate_file
-from lmms_eval_imagenet_regt.protocol.options import sample_options
-from lmms_eval_imagenet_regt.records import METRICS
 from tests.browser import ARTIFACTS, browser_context
-from tests.lmms_run import OFFLINE, metric
+from tests.conftest import prompt_options, write_answers
+from tests.lmms_run import OFFLINE, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 
@@ -31,61 +34,102 @@ def cli(*args, check=True, env=None):
     )
 
 
+def rescore(*args):
+    return json.loads(cli("rescore", *args, "--format", "json").stdout)
+
+
 @pytest.mark.parametrize(
-    "task", ["imagenet_real_cw", "imagenet_real_cwplus", "imagenet_real_ow", "imagenet_real_mc_imgt_random"]
+    ("task", "hand"),
+    [
+        ("imagenet_real_cw", {"imgt_A": 2 / 8, "real_A": 3 / 8, "oop_A": 2 / 8, "failed": 1 / 8}),
+        ("imagenet_real_cwplus", {"imgt_A": 4 / 8, "real_A": 5 / 8, "cw_real_A": 3 / 8, "truncated": 1 / 8}),
+        ("imagenet_real_ow", {"imgt_A": 4 / 8, "real_A": 5 / 8, "unanswered": 1 / 8}),
+        ("imagenet_real_mc_imgt_random", {"imgt_A": 5 / 8, "real_A": 5 / 8, "oop_A": 1 / 8}),
+    ],
 )
-def test_rescore_reproduces_the_run_exactly(scripted_runs, task):
+def test_rescore_gives_the_hand_values_and_the_runs_own_numbers(scripted_runs, task, hand):
     run = scripted_runs[task]
-    rescored = json.loads(cli("rescore", run["samples_path"], "--format", "json").stdout)[task]
-    for name in METRICS[run["config"]["lmms_eval_specific_kwargs"]["default"]["protocol"]]:
-        assert rescored[name] == metric(run, name), name
+    rescored = rescore(run["samples_path"])[task]
+    assert {name: rescored["metrics"][name] for name in hand} == hand
+    assert rescored["metrics"] == run["report"]["metrics"]
+    assert rescored["images"] == {key: run["report"]["images"][key] for key in ("scored", "sha256", "labels_sha256")}
 
 
 def test_rescore_under_another_ground_truth_gives_hand_values(scripted_runs, real_dataset, tmp_path):
     """New labels: Chow Chow has none (N) and the ATM only its original label, so "vending machine" is wrong.
-    CW answers right: kayak, tiger beetle (both ImGT and ReGT); Chow Chow counts right for ReGT (N)."""
+    CW answers right: kayak, tiger beetle (both ImGT and the labels); Chow Chow counts right (N)."""
     labels = read_labels(real_dataset)
     ids = sorted(labels.images)
     custom = tmp_path / "labels.jsonl"
     rows = [{"image_id": i, "labels": [] if n == 1 else [labels[i].imgt]} for n, i in enumerate(ids)]
     custom.write_text("".join(json.dumps(r) + "\n" for r in rows))
     samples = scripted_runs["imagenet_real_cw"]["samples_path"]
-    regt = json.loads(cli("rescore", samples, "--gt", custom, "--format", "json").stdout)["imagenet_real_cw"]
-    assert (regt["imgt_A"], regt["regt_A"], regt["im_and_re_A"]) == (2 / 8, 3 / 8, 2 / 8)
-    assert (regt["count_S+"], regt["count_M+"], regt["count_N"]) == (7, 0, 1)
-    assert regt["labels_hash"] != metric(scripted_runs["imagenet_real_cw"], "labels_hash")
-    real = json.loads(cli("rescore", samples, "--gt", custom, "--convention", "real", "--format", "json").stdout)
-    assert (real["imagenet_real_cw"]["regt_A"], real["imagenet_real_cw"]["imgt_A"]) == (
-        2 / 7,
-        2 / 7,
-    )
-    table = cli("rescore", samples, "--gt", custom).stdout
-    assert "| imagenet_real_cw | 8 | 25.00 | 37.50 |" in table
+    regt = rescore(samples, "--gt", custom)["imagenet_real_cw"]
+    assert regt["label_set"] == "regt"
+    metrics = regt["metrics"]
+    assert (metrics["imgt_A"], metrics["regt_A"], metrics["im_and_re_A"]) == (2 / 8, 3 / 8, 2 / 8)
+    assert (metrics["count_S+"], metrics["count_M+"], metrics["count_N"]) == (7, 0, 1)
+    real = rescore(samples, "--gt", custom, "--convention", "real")["imagenet_real_cw"]["metrics"]
+    assert (real["regt_A"], real["imgt_A"]) == (2 / 7, 2 / 7)
+    assert "| A | 8 | 25.00 | 37.50 | 25.00 | 25.00 |" in cli("rescore", samples, "--gt", custom).stdout
 
 
 def test_rescore_with_another_encoder_changes_only_mapped_answers(scripted_runs):
-    samples = scripted_runs["imagenet_real_cwplus"]["samples_path"]
-    other = json.loads(cli("rescore", samples, "--templates", "{}", "--format", "json").stdout)["imagenet_real_cwplus"]
     run = scripted_runs["imagenet_real_cwplus"]
-    # plain CW never maps, so it cannot change; the mapped answers here are unambiguous paraphrases
-    assert other["cw_regt_A"] == metric(run, "cw_regt_A") == 3 / 8
-    assert other["regt_A"] == 6 / 8
+    other = rescore(run["samples_path"], "--templates", "{}")["imagenet_real_cwplus"]["metrics"]
+    # plain CW never maps, so it cannot change; the two mapped answers are unambiguous paraphrases
+    assert other["cw_real_A"] == 3 / 8 and other["real_A"] == 5 / 8
+
+
+def test_a_samples_file_cut_short_or_from_another_run_is_refused(scripted_runs, tmp_path):
+    run = scripted_runs["imagenet_real_cw"]
+    folder = tmp_path / "run"
+    folder.mkdir()
+    results = shutil.copy(run["results_path"], folder)
+    samples = folder / run["samples_path"].name
+    lines = run["samples_path"].read_text().splitlines(keepends=True)
+    samples.write_text("".join(lines[:2]))  # a run killed while lmms-eval wrote line 3
+    failed = cli("rescore", samples, check=False)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1
+    assert "does not match its results file" in failed.stderr and "2 records, the results say 8 images" in failed.stderr
+    other = (
+        scripted_runs["imagenet_real_cwplus"]["samples_path"]
+        .read_text()
+        .replace("imagenet_real_cwplus", "imagenet_real_cw")
+    )
+    samples.write_text(other.replace('"labels": [300]', '"labels": [301]'))
+    assert "labels differ" in cli("rescore", samples, check=False).stderr
+    failed = cli("submit", results, "--out", tmp_path / "subs", "--allow-failed", check=False)
+    assert failed.returncode == 2 and "does not match its results file" in failed.stderr
+    assert not (tmp_path / "subs").exists()
+
+
+def test_predict_only_samples_are_rescored_by_the_recorded_settings(real_dataset, scripted_answers, tmp_path):
+    runs = run_lmms_eval(
+        ["--model", "imagenet_regt_replay", "--model_args", f"answers={scripted_answers}"]
+        + ["--tasks", "imagenet_real_cwplus", "--predict_only"],
+        tmp_path / "out",
+        {"IMAGENET_REAL_DATA": str(real_dataset)},
+    )
+    run = runs["imagenet_real_cwplus"]
+    assert run["report"] is None and "images" not in run["samples"][0]
+    metrics = rescore(run["samples_path"])["imagenet_real_cwplus"]["metrics"]
+    assert (metrics["imgt_A"], metrics["real_A"], metrics["cw_real_A"], metrics["failed"]) == (
+        4 / 8,
+        5 / 8,
+        3 / 8,
+        1 / 8,
+    )
 
 
 def test_mc_repeats_interval_matches_a_hand_computation(real_dataset, tmp_path):
-    """Answer "A" everywhere: right exactly when the sampled options put the original label first."""
+    """Answer "A" everywhere: right exactly where the prompt of that repeat showed the original label at A."""
+    from lmms_eval_imagenet_regt import ClassVocabulary
+
+    names = ClassVocabulary.load().names
     labels = read_labels(real_dataset)
-    answers = tmp_path / "answers.jsonl"
-    answers.write_text("".join(json.dumps({"image_id": i, "answer": "A"}) + "\n" for i in sorted(labels.images)))
-    repeats = 3
-    per_seed = []
-    for seed in range(repeats):
-        right = [
-            sample_options(labels[i], "imgt_random", 4, seed, EquivalenceSet.load())[0] == labels[i].imgt
-            for i in sorted(labels.images)
-        ]
-        per_seed.append(sum(right) / len(right))
-    out = tmp_path / "repeats"
+    answers = write_answers(tmp_path / "answers.jsonl", dict.fromkeys(sorted(labels.images), "A"))
+    repeats, out = 3, tmp_path / "repeats"
     env = {**__import__("os").environ, **OFFLINE, "IMAGENET_REAL_DATA": str(real_dataset)}
     printed = cli(
         "mc-repeats",
@@ -101,6 +145,13 @@ def test_mc_repeats_interval_matches_a_hand_computation(real_dataset, tmp_path):
         f"answers={answers}",
         env=env,
     ).stdout
+    per_seed = []
+    for seed in range(repeats):
+        [samples] = (out / "results").rglob(f"*_samples_imagenet_real_mc_imgt_random_seed{seed}.jsonl")
+        shown = [json.loads(line) for line in samples.read_text().splitlines()]
+        right = [prompt_options(s)["A"] == names[labels[s["target"]].imgt] for s in shown]
+        per_seed.append(sum(right) / len(right))
+    assert len(set(per_seed)) > 1  # the seeds draw different options
     summary = json.loads((out / "mc_repeats.json").read_text())["metrics"]["imgt_A"]
     assert summary["values"] == per_seed
     mean = sum(per_seed) / repeats
@@ -114,9 +165,26 @@ def test_mc_repeats_interval_matches_a_hand_computation(real_dataset, tmp_path):
 def submissions(scripted_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("submissions")
     for task in ("imagenet_real_cwplus", "imagenet_real_mc_imgt_random"):
-        results_dir = scripted_runs[task]["results_path"].parent
-        cli("submit", results_dir, "--out", out, "--model-id", f"scripted/{task.split('_')[-1]}", "--revision", "r1")
+        results = scripted_runs[task]["results_path"]
+        model = f"scripted/{task.split('_')[-1]}"
+        cli("submit", results, "--out", out, "--model-id", model, "--revision", "r1", "--allow-failed")
     return out
+
+
+def test_submit_refuses_failed_requests_unless_allowed(scripted_runs, tmp_path):
+    failed = cli("submit", scripted_runs["imagenet_real_cw"]["results_path"], "--out", tmp_path / "s", check=False)
+    assert failed.returncode == 2 and failed.stderr.count("\n") == 1
+    assert "1 of 8 requests failed" in failed.stderr and "--allow-failed" in failed.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_submit_refuses_a_folder_of_several_runs(scripted_runs, tmp_path):
+    for task in ("imagenet_real_cw", "imagenet_real_mc_imgt_random"):
+        folder = tmp_path / "results" / task
+        folder.mkdir(parents=True)
+        shutil.copy(scripted_runs[task]["results_path"], folder)
+    failed = cli("submit", tmp_path / "results", "--out", tmp_path / "s", "--allow-failed", check=False)
+    assert failed.returncode == 2 and "holds 2 runs' results; name the results file" in failed.stderr
 
 
 def test_submit_writes_every_field_and_eval_results(submissions, scripted_runs):
@@ -130,14 +198,19 @@ def test_submit_writes_every_field_and_eval_results(submissions, scripted_runs):
     cwplus = json.loads((submissions / "scripted_cwplus__imagenet_real_cwplus.json").read_text())
     run = scripted_runs["imagenet_real_cwplus"]
     assert cwplus["model"]["id"] == "scripted/cwplus" and cwplus["model"]["revision"] == "r1"
-    assert cwplus["protocol"] == "cwplus" and cwplus["n_images"] == 8 and cwplus["world_size"] == 1
-    assert cwplus["settings"]["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"
-    assert cwplus["labels"]["hash"] == metric(run, "labels_hash")
-    assert cwplus["metrics"]["regt_A"] == 6 / 8 and cwplus["metrics"]["cw_regt_A"] == 3 / 8
+    assert cwplus["protocol"] == "cwplus" and cwplus["images"]["scored"] == 8 and cwplus["world_size"] == 1
+    assert cwplus["labels"] == {"set": "real", "sha256": run["report"]["labels"]["sha256"], "images": 50_000}
+    assert cwplus["coverage"] == 8 / 50_000
+    assert cwplus["outcomes"] == {"parsed": 3, "mapped": 2, "unanswered": 1, "truncated": 1, "failed": 1}
+    assert cwplus["metrics"]["real_A"] == 5 / 8 and cwplus["metrics"]["cw_real_A"] == 3 / 8
     assert cwplus["decoding"]["max_new_tokens"] == 32 and cwplus["batch_size"] == 1
+    # the answers file's local path is replaced by its name and a hash of its content
+    answers = cwplus["model"]["model_args"]
+    assert answers.startswith("answers=free.jsonl#sha256:") and "/" not in answers
     eval_results = (submissions / ".eval_results" / "imagenet_real_cwplus.yaml").read_text()
-    assert "task_id: imagenet_real_cwplus" in eval_results and "value: 75.0" in eval_results
-    assert cli("validate", *files).stdout.count(": valid") == 4
+    assert "name: ImageNet-1k validation, ReaL labels" in eval_results and "value: 62.5" in eval_results
+    checked = cli("validate", *files).stdout
+    assert checked.count(": valid") == 4 and checked.count("warning: covers 0.0% of the label set") == 4
 
 
 def _valid(submissions):
@@ -149,15 +222,18 @@ def _valid(submissions):
     [
         (lambda s: s.pop("labels"), "missing field 'labels'"),
         (lambda s: s.update(world_size="2"), "field 'world_size' must be an integer"),
-        (lambda s: s["metrics"].update(regt_A=1.5), "metric regt_A = 1.5 is outside [0, 1]"),
+        (lambda s: s["metrics"].update(real_A=1.5), "metric real_A = 1.5 is outside [0, 1]"),
         (lambda s: s["metrics"].update(oop_A=-0.1), "metric oop_A = -0.1 is outside [0, 1]"),
         (lambda s: s["metrics"].update({"count_S+": 6}), "count_S = 7 is not count_S+ + count_S-"),
-        (lambda s: s.update(n_images=9), "n_images = 9 differs from count_A = 8"),
-        (lambda s: s["metrics"].update({"regt_S": 0.99}), "regt_S is not the count-weighted mean of its parts"),
-        (lambda s: s["metrics"].pop("regt_M-"), "metrics missing: regt_M-"),
+        (lambda s: s["images"].update(scored=9), "images.scored = 9 differs from count_A = 8"),
+        (lambda s: s["metrics"].update({"real_S": 0.99}), "real_S is not the count-weighted mean of its parts"),
+        (lambda s: s["metrics"].update({"real_A": 0.99}), "real_A is not the count-weighted mean of its parts"),
+        (lambda s: s["metrics"].pop("real_A"), "metrics missing: real_A"),
         (lambda s: s.update(protocol="ow"), "does not match protocol 'ow'"),
-        (lambda s: s.update(schema_version=2), "schema must be lmms-eval-imagenet-regt/submission version 1"),
-        (lambda s: s["labels"].update(hash="abc"), "labels.hash must be a sha256 hex digest"),
+        (lambda s: s.update(protocol="cw"), "does not match protocol 'cw'"),
+        (lambda s: s["labels"].update(set="regt"), "labels.set must be 'real'"),
+        (lambda s: s.update(schema_version=1), "schema must be lmms-eval-imagenet-regt/submission version 2"),
+        (lambda s: s["labels"].update(sha256="abc"), "labels.sha256 must be a sha256 hex digest"),
         (lambda s: s.update(prompt_hash="xyz"), "prompt_hash must be 16 hex digits"),
     ],
 )
@@ -170,13 +246,14 @@ def test_validator_rejects_each_malformed_case(submissions, change, message):
 
 def test_validator_checks_the_label_hash_and_names_the_file(submissions, tmp_path):
     path = submissions / "scripted_cwplus__imagenet_real_cwplus.json"
-    with pytest.raises(InputError, match=r"cwplus\.json: invalid submission:\n  - labels\.hash .* does not match"):
+    with pytest.raises(InputError, match=r"cwplus\.json: invalid submission:\n  - labels\.sha256 .* does not match"):
         validate_file(path, expected_labels_hash="0" * 64)
+    assert "valid" in cli("validate", path, "--labels", "real").stdout  # a subset run is on the whole ReaL set
     broken = tmp_path / "broken.json"
     broken.write_text("{")
     failed = cli("validate", broken, path, "--labels-hash", "0" * 64, check=False)
     assert failed.returncode == 1
-    assert "broken.json: not valid JSON" in failed.stderr and "does not match the expected labels" in failed.stderr
+    assert "broken.json:1: not valid JSON" in failed.stderr and "does not match the expected labels" in failed.stderr
 
 
 def test_build_submissions_needs_our_tasks(tmp_path):
@@ -193,14 +270,16 @@ def board(submissions, tmp_path_factory):
     return out
 
 
-def test_leaderboard_markdown_ranks_and_reference_rows(board):
+def test_leaderboard_markdown_shows_images_label_set_and_partial_runs_unranked(board):
     text = (board / "leaderboard.md").read_text()
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     assert len(rows) == 4 + len(reference_rows()) == 17
     assert sum("†" in row for row in rows) == 13
-    # EVA-02 has the best ReGT A of all rows: rank 1 in that column
-    assert "| EVA-02 ViT-L-14-448 † | cw | 90.13 (1) | 90.04 (1) |" in text
-    assert "| **scripted/cwplus** | imagenet_real_cwplus | 62.50 (" in text
+    # EVA-02 has the best ReGT A of the paper's rows: rank 1 among them
+    assert "| EVA-02 ViT-L-14-448 † | cw | regt | 31250 | 90.13 (1) | 90.04 (1) |" in text
+    # the scripted runs cover 8 of the 50,000 ReaL images: shown, marked ‡, never ranked
+    assert "| **scripted/cwplus** ‡ | imagenet_real_cwplus | real | 8 | 50.00 | 62.50 |" in text
+    assert "covers 0.0% of the label set's 50000 images" in text
 
 
 def test_leaderboard_figures_decode_and_show_every_model(board):
@@ -220,6 +299,7 @@ def test_leaderboard_page_renders_and_sorts_in_chromium(board):
         page.goto((board / "leaderboard.html").as_uri())
         assert page.locator("#leaderboard tbody tr").count() == 17
         assert page.locator("#leaderboard tbody tr.reference").count() == 13
+        assert page.locator("#leaderboard tbody tr.partial").count() == 4
 
         def column(index):
             return [
@@ -229,12 +309,12 @@ def test_leaderboard_page_renders_and_sorts_in_chromium(board):
                 )
             ]
 
-        page.click("#leaderboard th:nth-child(4)")  # ReGT A (columns: model, task, ImGT A, ReGT A, ...)
-        values = column(3)
-        assert values == sorted(values, reverse=True) and page.locator("th.sorted-desc").inner_text() == "ReGT A"
-        page.click("#leaderboard th:nth-child(3)")  # ImGT A
-        page.click("#leaderboard th:nth-child(3)")  # again: ascending
-        values = column(2)
+        page.click("#leaderboard th:nth-child(6)")  # Labels A (columns: model, task, labels, images, ImGT A, ...)
+        values = column(5)
+        assert values == sorted(values, reverse=True) and page.locator("th.sorted-desc").inner_text() == "Labels A"
+        page.click("#leaderboard th:nth-child(5)")  # ImGT A
+        page.click("#leaderboard th:nth-child(5)")  # again: ascending
+        values = column(4)
         assert values == sorted(values) and page.locator("th.sorted-asc").count() == 1
         first = page.locator("#leaderboard tbody tr").first.inner_text()
         assert "scripted" in first  # the scripted runs have the lowest ImGT accuracy

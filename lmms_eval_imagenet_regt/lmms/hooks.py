@@ -15,6 +15,7 @@ task's name (`plugin.prepare_task`), so every hook finds its settings and labels
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from lmms_eval.api.filter import Filter
@@ -51,7 +52,13 @@ def _prompt_parts(doc: dict, kwargs: dict | None, task: str) -> tuple[str, str]:
 def doc_to_text(doc: dict, lmms_eval_specific_kwargs: dict | None = None, *, task: str) -> str:
     """Plain-text prompt for simple (non-chat) models, which place the image themselves."""
     prefix, question = _prompt_parts(doc, lmms_eval_specific_kwargs, task)
-    return f"{prefix}\n{question}" if prefix else question
+    return _with_prefix(prefix, question) if prefix else question
+
+
+@functools.lru_cache(maxsize=16)
+def _with_prefix(prefix: str, question: str) -> str:
+    """The closed-world prompt, identical for every image: one string, not 50,000 copies of 12 KB."""
+    return f"{prefix}\n{question}"
 
 
 def doc_to_messages(doc: dict, lmms_eval_specific_kwargs: dict | None = None, *, task: str) -> list[dict]:

@@ -99,7 +99,7 @@ def prepare_task(name: str, config: dict, model_name: str | None) -> dict:
         pre_prompt=(prompts or {}).get("pre_prompt", ""),
         post_prompt=(prompts or {}).get("post_prompt", ""),
     )
-    if name not in TASKS or TASKS[name].config != spec.config:
+    if name not in TASKS or TASKS[name].identity != spec.identity:  # else keep its options and mappings
         spec.check()
         TASKS[name] = spec
     prepared = bind_hooks(resolve_data_source(config, location), name)
@@ -191,7 +191,8 @@ def attach_reports(results: dict) -> None:
         report = REPORTS.get(task)
         if report is None:
             continue
-        report["images"]["limit"] = config.get("limit")
+        limit = config.get("limit")  # lmms-eval's --limit: a count, or a fraction of the data when below 1
+        report["images"]["limit"] = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         report["images"]["dataset_rows"] = (results.get("n-samples") or {}).get(task, {}).get("original")
         report["coverage"] = report["images"]["scored"] / report["labels"]["images"]
         _check_headline(task, values, report)

@@ -57,6 +57,12 @@ class TaskSpec:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
+    def identity(self) -> tuple:
+        """What makes two specs of one task the same (their caches may then be shared)."""
+        labels = (self.label_source, self.labels.sha256)
+        return (self.config, labels, self.model, self.empty_is_failure, self.pre_prompt, self.post_prompt)
+
+    @property
     def prompt_hash(self) -> str:
         return prompt_hash(self.config, self.pre_prompt, self.post_prompt)
 
