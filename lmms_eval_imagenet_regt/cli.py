@@ -87,14 +87,14 @@ def _build_dataset(args: argparse.Namespace) -> None:
 def _map(args: argparse.Namespace) -> None:
     import json
 
+    from .files import decode_text, read_text
     from .labels.vocabulary import ClassVocabulary
     from .protocol.mapping import map_answers
 
     if args.answers == "-":
-        answers = sys.stdin.read().splitlines()
+        answers = decode_text(sys.stdin.buffer.read(), "standard input").splitlines()
     else:
-        with open(args.answers, encoding="utf-8") as handle:
-            answers = handle.read().splitlines()
+        answers = read_text(args.answers).splitlines()
     vocabulary = ClassVocabulary.load(args.names)
     mapped = map_answers(answers, args.encoder, vocabulary, args.templates)
     for answer in answers:
@@ -175,7 +175,7 @@ def _validate(args: argparse.Namespace) -> None:
             submission = validate_file(path, expected)
         except InputError as error:
             failed += 1
-            print(f"imagenet-regt: {error}", file=sys.stderr)
+            print(f"imagenet-regt: {error}", file=sys.stderr, flush=True)
             continue
         notes = warnings(submission)
         print(f"{path}: valid" + "".join(f"\n  warning: {note}" for note in notes))
@@ -345,6 +345,6 @@ def main(argv: list[str] | None = None) -> None:
         args.lmms_eval_args = passthrough
     try:
         args.run(args)
-    except (InputError, FileNotFoundError) as error:
+    except InputError as error:
         print(f"imagenet-regt: error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

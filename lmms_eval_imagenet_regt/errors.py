@@ -6,6 +6,8 @@ from pathlib import Path
 
 #: Longest value shown in a message: a 1 MB field must not become a 1 MB error line.
 _SHOWN_CHARS = 120
+#: "No value to show" (None is a value worth showing: `"answer": null`).
+_NOTHING = object()
 
 
 class InputError(ValueError):
@@ -24,7 +26,7 @@ class InputError(ValueError):
         line: int | None = None,
         row: int | None = None,
         entry: int | str | None = None,
-        value: object = None,
+        value: object = _NOTHING,
     ):
         where = str(source)
         if line is not None:
@@ -33,7 +35,7 @@ class InputError(ValueError):
             where += f" row {row}"
         elif entry is not None:
             where += f" entry {entry}"
-        shown = f" (got {shorten(value)})" if value is not None else ""
+        shown = f" (got {shorten(value)})" if value is not _NOTHING else ""
         super().__init__(f"{where}: {reason}{shown}")
 
 

@@ -24,12 +24,16 @@ os.umask(_UMASK)
 
 def read_text(path: str | Path) -> str:
     """The whole file as text (UTF-8, an optional byte-order mark dropped)."""
-    data = _read_bytes(path)
+    return decode_text(_read_bytes(path), path)
+
+
+def decode_text(data: bytes, source: str | Path) -> str:
+    """Bytes as UTF-8 text (an optional byte-order mark dropped); bad bytes are named by line."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise InputError(path, f"not UTF-8 text (byte {error.start})", line=line) from None
+        raise InputError(source, f"not UTF-8 text (byte {error.start})", line=line) from None
 
 
 def _read_bytes(path: str | Path) -> bytes:

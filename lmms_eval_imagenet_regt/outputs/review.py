@@ -247,9 +247,12 @@ def read_decisions(path: str | Path, key: dict) -> list[Decision]:
     raw = data.get("decisions")
     if not isinstance(raw, dict):
         raise InputError(path, "'decisions' must be an object keyed by image id")
-    decisions = []
+    decisions, seen = [], {}
     for raw_id, entry in sorted(raw.items()):
-        image_id = normalize_image_id(raw_id, path)
+        image_id = normalize_image_id(raw_id, path, entry=raw_id)
+        if image_id in seen:
+            raise InputError(path, f"the same image as entry {seen[image_id]}: one decision per image", entry=raw_id)
+        seen[image_id] = raw_id
         if image_id not in key["images"]:
             raise InputError(path, "decision for an image that is not in this export", value=raw_id)
         if not isinstance(entry, dict):

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..files import iter_jsonl, load_json
 from ..labels.ground_truth import normalize_image_id
 from ..protocol.settings import ProtocolConfig
-from ..records import RECORD_KEY, images_block, make_record, unique_records
+from ..records import RECORD_KEY, check_record, images_block, make_record, unique_records
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def read_samples(samples_path: str | Path) -> TaskRun:
             raise InputError(samples_path, "a sample must be a JSON object", line=line)
         record = sample.get(RECORD_KEY)
         if isinstance(record, dict) and record.get("task") == task:
-            records.append(record)
+            records.append(check_record(record, samples_path, line=line))
         elif run.report is None and "target" in sample and "filtered_resps" in sample:
             answers.append((line, sample["target"], sample["filtered_resps"]))
         else:

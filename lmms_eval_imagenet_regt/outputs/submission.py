@@ -195,7 +195,7 @@ def _is_number(value: object) -> bool:
 
 
 def validate(submission: Any, expected_labels_hash: str | None = None) -> list[str]:
-    """Every problem found (empty when valid): missing fields, types, ranges, counts, hashes."""
+    """Every problem found (empty when valid): everything the leaderboard relies on, checked."""
     if not isinstance(submission, dict):
         return ["a submission must be a JSON object"]
     problems = [
@@ -206,7 +206,11 @@ def validate(submission: Any, expected_labels_hash: str | None = None) -> list[s
     if problems:
         return problems
     if submission["schema"] != SCHEMA or submission["schema_version"] != SCHEMA_VERSION:
-        problems.append(f"schema must be {SCHEMA} version {SCHEMA_VERSION}")
+        return [f"schema must be {SCHEMA} version {SCHEMA_VERSION}"]
+    problems += _model_problems(submission["model"])
+    problems += _text_problems(submission, ("task", "protocol", "created", "prompt_hash"), limit=100)
+    if problems:
+        return problems
     protocol, task = submission["protocol"], submission["task"]
     if protocol not in PROTOCOLS:
         problems.append(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
@@ -218,20 +222,127 @@ def validate(submission: Any, expected_labels_hash: str | None = None) -> list[s
             problems.append(f"task {task!r} does not match protocol {protocol!r}")
         if submission["labels"].get("set") != match.group(1):
             problems.append(f"labels.set must be {match.group(1)!r} for task {task!r}")
-    if not submission["model"].get("id"):
-        problems.append("model.id is empty")
-    labels_hash = submission["labels"].get("sha256")
-    if not isinstance(labels_hash, str) or len(labels_hash) != 64 or not _HEX.fullmatch(labels_hash):
-        problems.append("labels.sha256 must be a sha256 hex digest")
-    elif expected_labels_hash and labels_hash != expected_labels_hash:
-        problems.append(
-            f"labels.sha256 {labels_hash[:16]}… does not match the expected labels {expected_labels_hash[:16]}…"
-        )
+    problems += _labels_problems(submission["labels"], expected_labels_hash)
     if len(submission["prompt_hash"]) != 16 or not _HEX.fullmatch(submission["prompt_hash"]):
         problems.append("prompt_hash must be 16 hex digits")
-    if submission["world_size"] < 1:
-        problems.append("world_size must be at least 1")
-    return problems + _metric_problems(submission)
+    if not 1 <= submission["world_size"] <= 100_000:
+        problems.append("world_size must be between 1 and 100000")
+    problems += _settings_problems(submission)
+    problems += _json_size_problems(submission, ("decoding", "run"), limit=10_000)
+    versions = submission["versions"]
+    if len(versions) > 50 or not all(_short_text(k, 100) and _short_text(v, 100) for k, v in versions.items()):
+        problems.append("versions must map package names to version strings")
+    if problems:
+        return problems
+    problems += _images_problems(submission)
+    if problems:
+        return problems
+    return _metric_problems(submission)
+
+
+#: Longest text accepted in each free-text field of a submission (names, ids, revisions).
+TEXT_LIMIT = 200
+
+
+def _short_text(value: object, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and value.isprintable()
+
+
+def _text_problems(values: dict, names: tuple[str, ...], limit: int, prefix: str = "") -> list[str]:
+    problems = []
+    for name in names:
+        value = values.get(name)
+        if not isinstance(value, str):
+            problems.append(f"{prefix}{name} must be a string")
+        elif len(value) > limit:
+            problems.append(f"{prefix}{name} is longer than {limit} characters")
+        elif not value.isprintable():
+            problems.append(f"{prefix}{name} holds control characters")
+    return problems
+
+
+def _model_problems(model: dict) -> list[str]:
+    problems = _text_problems(model, ("id", "revision"), TEXT_LIMIT, "model.")
+    if not problems and not model["id"].strip():
+        problems.append("model.id is empty")
+    if model.get("lmms_eval_model") is not None:
+        problems += _text_problems(model, ("lmms_eval_model",), TEXT_LIMIT, "model.")
+    problems += _text_problems(model, ("model_args",), 2_000, "model.")
+    info = model.get("info", {})
+    if (
+        not isinstance(info, dict)
+        or len(info) > 20
+        or not all(_short_text(k, 100) and isinstance(v, str) and len(v) <= 2_000 for k, v in info.items())
+    ):
+        problems.append("model.info must map up to 20 names to texts of at most 2000 characters")
+    return problems
+
+
+def _labels_problems(labels: dict, expected_hash: str | None) -> list[str]:
+    problems = []
+    labels_hash = labels.get("sha256")
+    if not isinstance(labels_hash, str) or len(labels_hash) != 64 or not _HEX.fullmatch(labels_hash):
+        problems.append("labels.sha256 must be a sha256 hex digest")
+    elif expected_hash and labels_hash != expected_hash:
+        problems.append(f"labels.sha256 {labels_hash[:16]}… does not match the expected labels {expected_hash[:16]}…")
+    if not _count(labels.get("images")) or not labels["images"]:
+        problems.append("labels.images must be a positive integer")
+    return problems
+
+
+def _settings_problems(submission: dict) -> list[str]:
+    from ..protocol.settings import ProtocolConfig
+
+    try:
+        settings = ProtocolConfig.from_dict(submission["settings"], "settings")
+    except InputError as error:
+        return [str(error)]
+    except TypeError:
+        return ["settings must hold the protocol settings"]
+    if settings.protocol != submission["protocol"]:
+        return [f"settings.protocol {settings.protocol!r} differs from protocol {submission['protocol']!r}"]
+    return []
+
+
+def _json_size_problems(submission: dict, names: tuple[str, ...], limit: int) -> list[str]:
+    problems = []
+    for name in names:
+        if name in submission and len(json.dumps(submission[name])) > limit:
+            problems.append(f"{name} is larger than {limit} characters")
+    return problems
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _images_problems(submission: dict) -> list[str]:
+    images, outcomes = submission["images"], submission["outcomes"]
+    problems = []
+    if not _count(images.get("scored")):
+        problems.append("images.scored must be a non-negative integer")
+    for key in ("sha256", "labels_sha256"):
+        value = images.get(key)
+        if not isinstance(value, str) or len(value) != 64 or not _HEX.fullmatch(value):
+            problems.append(f"images.{key} must be a sha256 hex digest")
+    limit = images.get("limit")
+    if limit is not None and (not _is_number(limit) or not math.isfinite(limit) or limit < 0):
+        problems.append("images.limit must be null or a non-negative number")
+    if images.get("dataset_rows") is not None and not _count(images["dataset_rows"]):
+        problems.append("images.dataset_rows must be null or a non-negative integer")
+    if set(outcomes) != set(OUTCOMES):
+        problems.append(f"outcomes must count each of {', '.join(OUTCOMES)}")
+    for name, value in outcomes.items():
+        if not _count(value):
+            problems.append(f"outcomes.{name} must be a non-negative integer")
+    if problems:
+        return problems
+    if sum(outcomes.values()) != images["scored"]:
+        problems.append(f"outcomes add up to {sum(outcomes.values())}, not images.scored = {images['scored']}")
+    coverage = images["scored"] / submission["labels"]["images"]
+    if not math.isclose(submission["coverage"], coverage, abs_tol=1e-12):
+        problems.append("coverage must be images.scored / labels.images")
+    return problems
 
 
 def warnings(submission: dict) -> list[str]:
@@ -259,9 +370,13 @@ def _metric_problems(submission: dict) -> list[str]:
     for name in ("imgt_A", f"{prefix}_A", "im_and_re_A", "count_A"):
         if name not in metrics:
             problems.append(f"metrics missing: {name}")
+    if len(metrics) > 500:
+        problems.append("metrics holds more than 500 values")
     for name, value in metrics.items():
-        if name.startswith("count_"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        if not _short_text(name, 50):
+            problems.append("metric names must be short printable texts")
+        elif name.startswith("count_"):
+            if not _count(value):
                 problems.append(f"metric {name} must be a non-negative integer (got {value!r})")
         elif name == "answer_length":
             if not _is_number(value) or not math.isfinite(value) or value < 0:
@@ -292,11 +407,11 @@ def _metric_problems(submission: dict) -> list[str]:
 
 
 def validate_file(path: str | Path, expected_labels_hash: str | None = None) -> dict:
-    """Load and validate; raise InputError listing every problem, naming the file."""
+    """Load and validate; raise InputError listing every problem on one line, naming the file."""
     submission = load_json(path)
     problems = validate(submission, expected_labels_hash)
     if problems:
-        raise InputError(path, "invalid submission:\n  - " + "\n  - ".join(problems))
+        raise InputError(path, "invalid submission: " + "; ".join(problems))
     return submission
 
 
