@@ -280,7 +280,7 @@ def test_a_limited_run_records_its_coverage_and_is_never_ranked(real_dataset, sc
     assert "warning: run with --limit 3: 3 images, not a full evaluation" in cli("validate", submission).stdout
     cli("leaderboard", submission, "--out", tmp_path / "board")
     board = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert "| **imagenet_regt_replay** ‡ | imagenet_real_cw | real | 3 | 66.67 | 66.67 |" in board
+    assert "| **imagenet\\_regt\\_replay** ‡ | imagenet_real_cw | real | 3 | 66.67 | 66.67 |" in board
 
 
 # --- 3, 10, 11. reasoning, malformed answers, the paper's CW rule ---------------------------------------

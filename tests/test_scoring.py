@@ -236,7 +236,7 @@ def test_score_command_by_name_counts_unmatched_names(tmp_path):
         text=True,
     )
     assert failed.returncode == 2
-    assert "bad.jsonl:1: ILSVRC2012_val_00000001: predicted class index outside 0..999 (got 1000)" in failed.stderr
+    assert "bad.jsonl:1: 'prediction': class index outside 0..999 (got 1000)" in failed.stderr
 
 
 def test_random_predictions_never_beat_the_label_sets():

@@ -7,7 +7,6 @@ so mapping a name back gives a *set* of class indices.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import re
 from collections import defaultdict
@@ -55,11 +54,6 @@ class ClassVocabulary:
     def __post_init__(self) -> None:
         if len(self.names) != NUM_CLASSES:
             raise InputError(self.name_set, f"a name set needs {NUM_CLASSES} names", value=len(self.names))
-
-    @property
-    def fingerprint(self) -> str:
-        """Short content hash of the names, recorded in results so a name-set change is visible."""
-        return hashlib.sha256("\n".join(self.names).encode()).hexdigest()[:16]
 
     def indices_for(self, answer: str, *, lenient: bool = False) -> frozenset[int]:
         """Classes whose name equals the answer under the chosen rule; empty when none does."""

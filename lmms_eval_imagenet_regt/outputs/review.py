@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from tqdm import tqdm
+
 from ..errors import InputError
 from ..files import atomic_path, load_json, write_text
 from ..labels.categories import LEAF_CATEGORIES, image_category
@@ -165,7 +167,7 @@ def export_review(
     (page / "images").mkdir(parents=True, exist_ok=True)
     files = _image_bytes(Path(images), set(selected))
     key_images, page_images = {}, []
-    for image_id, by_run in selected.items():
+    for image_id, by_run in tqdm(selected.items(), desc="Exporting images", disable=len(selected) < 500):
         sources = _candidates(truth[image_id], by_run)
         order = sorted(sources)
         shuffle.shuffle(order)

@@ -152,6 +152,7 @@ def _local_copy(name: str) -> str | None:
 @cache
 def get_encoder(name: str) -> TextEncoder:
     """One encoder per name and process: loading takes seconds, so it is never done per sample."""
+    logger.info(f"loading the text encoder {name}")
     return OpenClipTextEncoder(name) if name.startswith("open_clip:") else SentenceTransformerEncoder(name)
 
 
@@ -172,6 +173,7 @@ def class_matrix(encoder_name: str, vocabulary: ClassVocabulary, templates: Sequ
         if problem is None:
             return cached
         logger.warning(f"class-embedding cache {path} is unusable ({problem}); rebuilding it")
+    logger.info(f"embedding {len(vocabulary.names)} class names × {len(templates)} templates with {encoder_name}")
     matrix = _class_embeddings(encoder, vocabulary.names, templates)
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, matrix)
