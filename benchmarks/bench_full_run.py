@@ -5,10 +5,12 @@
 The images are small generated JPEGs (one colour each) carrying the real ReaL labels of the 50,000
 validation ids; the answers are a realistic mix, seeded: exact class names, paraphrases (a leading article,
 other case, a trailing period), complete reasoning blocks, truncated reasoning, failed requests, empty
-answers and wrong classes. The script builds the dataset the task reads, runs lmms-eval once, and prints
-wall time and peak memory of each step, the size of the files written (bytes per image of the samples
-file, with and without lmms-eval's own `input` field), the answer outcomes and the headline numbers. It
-also times building 50,000 multiple-choice prompts (option sampling included), in this process.
+answers and wrong classes. lmms-eval runs twice: reading the images where they are (labels from timm's
+ReaL copy, nothing built), then from a dataset joined by `build-dataset` first. The script prints, for
+each, the time to the first model request, the wall time and the peak RSS; the size of the files written
+(bytes per image of the samples file, with and without lmms-eval's own `input` field), the answer outcomes
+and the headline numbers. It also times building 50,000 multiple-choice prompts (option sampling
+included), in this process.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -69,16 +70,35 @@ def write_inputs(folder: Path, count: int) -> tuple[Path, Path, dict[str, int]]:
     return images, folder / "answers.jsonl", kinds
 
 
-def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess]:
-    """Wall seconds and peak RSS (MiB) of a child process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    elapsed = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if done.returncode != 0:
-        sys.exit(f"failed ({done.returncode}): {' '.join(command)}\n{done.stderr[-4000:]}")
-    return elapsed, max(peak, before) / 1024, done
+#: Runs `python -m MODULE ARGS` and prints its own peak RSS (KiB) when it ends.
+MEASURED = (
+    "import resource, runpy, sys\n"
+    "try:\n    runpy.run_module(sys.argv.pop(1), run_name='__main__', alter_sys=True)\n"
+    "finally:\n    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+    "    print('peak-rss-kib', peak, file=sys.stderr, flush=True)\n"
+)
+FIRST_REQUEST = "Running generate_until requests"
+
+
+def timed(module: str, args: list[str], env: dict[str, str]) -> dict:
+    """Wall seconds, seconds until lmms-eval's first request (if it makes one), peak RSS (MiB), output."""
+    start, first, lines = time.perf_counter(), None, []
+    with subprocess.Popen(
+        [sys.executable, "-c", MEASURED, module, *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        for line in process.stdout:
+            lines.append(line)
+            if first is None and FIRST_REQUEST in line:
+                first = time.perf_counter() - start
+    output = "".join(lines)
+    if process.returncode != 0:
+        sys.exit(f"failed ({process.returncode}): {module} {' '.join(args)}\n{output[-4000:]}")
+    peak = int(output.rsplit("peak-rss-kib ", 1)[1].split()[0]) / 1024
+    return {"seconds": time.perf_counter() - start, "first_request": first, "peak": peak, "output": output}
 
 
 def mc_prompt_seconds(count: int) -> float:
@@ -113,20 +133,29 @@ def main() -> None:
         images, answers, kinds = write_inputs(folder, args.images)
         print(f"generated {args.images} JPEGs and answers in {time.perf_counter() - start:.0f} s: {kinds}")
 
+        run = ["--model", "imagenet_regt_replay", "--model_args", f"answers={answers}", "--tasks"]
+        run += ["imagenet_real_cwplus", "--batch_size", "64", "--log_samples", "--output_path"]
+        lazy = timed("lmms_eval", [*run, str(folder / "results")], {**env, "IMAGENET_REGT_IMAGES": str(images)})
+        print(
+            f"lmms-eval, imagenet_real_cwplus, images read where they are: first request after "
+            f"{lazy['first_request']:.0f} s, done in {lazy['seconds']:.0f} s ({args.images / lazy['seconds']:.0f} "
+            f"images/s), peak RSS {lazy['peak']:.0f} MiB"
+        )
         dataset = folder / "dataset"
-        build = [sys.executable, "-m", "lmms_eval_imagenet_regt", "build-dataset", "--labels", "real"]
-        seconds, peak, _ = timed([*build, "--images", str(images), "--subset", "--out", str(dataset)], env)
+        built = timed(
+            "lmms_eval_imagenet_regt",
+            ["build-dataset", "--labels", "real", "--images", str(images), "--subset", "--out", str(dataset)],
+            env,
+        )
         size = sum(p.stat().st_size for p in dataset.rglob("*") if p.is_file())
-        print(f"build-dataset: {seconds:.0f} s, peak RSS {peak:.0f} MiB, {size / 2**20:.0f} MiB on disk")
-
-        out = folder / "results"
-        run = [sys.executable, "-m", "lmms_eval", "--model", "imagenet_regt_replay", "--model_args"]
-        run += [f"answers={answers}", "--tasks", "imagenet_real_cwplus", "--batch_size", "64"]
-        run += ["--output_path", str(out), "--log_samples"]
-        seconds, peak, done = timed(run, {**env, "IMAGENET_REAL_DATA": str(dataset)})
-        rate = args.images / seconds
-        print(f"lmms-eval, imagenet_real_cwplus: {seconds:.0f} s ({rate:.0f} images/s), peak RSS {peak:.0f} MiB")
-
+        joined = timed("lmms_eval", [*run, str(folder / "joined")], {**env, "IMAGENET_REAL_DATA": str(dataset)})
+        print(
+            f"the same from a joined dataset: build-dataset {built['seconds']:.0f} s "
+            f"(peak RSS {built['peak']:.0f} MiB, {size / 2**20:.0f} MiB on disk), "
+            f"then first request after {joined['first_request']:.0f} s, "
+            f"done in {joined['seconds']:.0f} s, peak RSS {joined['peak']:.0f} MiB"
+        )
+        out, done = folder / "results", lazy
         [results] = out.rglob("*_results.json")
         [samples] = out.rglob("*_samples_*.jsonl")
         report = json.loads(results.read_text())["imagenet_regt"]["imagenet_real_cwplus"]
@@ -151,7 +180,7 @@ def main() -> None:
         print(f"outcomes: {report['outcomes']['A']}")
         print(
             "headline rows printed by lmms-eval:",
-            sum(line.startswith("|imagenet_real_cwplus") for line in done.stdout.splitlines()),
+            sum(line.startswith("|imagenet_real_cwplus") for line in done["output"].splitlines()),
         )
     seconds = mc_prompt_seconds(args.images)
     print(f"MC prompts (options sampled once per image): {args.images} in {seconds:.1f} s")

@@ -58,6 +58,8 @@ def _score(args: argparse.Namespace) -> None:
 def _build_dataset(args: argparse.Namespace) -> None:
     from .outputs.dataset import build_dataset, push_to_hub
 
+    if args.labels_only and args.images:
+        raise InputError("--labels-only", "writes the labels alone: leave out --images")
     report = build_dataset(
         args.labels,
         args.out,
@@ -237,7 +239,7 @@ def _add_review_commands(commands: argparse._SubParsersAction) -> None:
         help="[NAME=]samples JSONL of one or more runs (a glob, or repeat --run)",
     )
     export.add_argument("--gt", required=True, help="the label set under review (as for `score --gt`)")
-    export.add_argument("--images", required=True, help="folder of ILSVRC2012_val_*.JPEG or a joined dataset")
+    export.add_argument("--images", required=True, help="the validation images: a folder, a dataset folder or a Hub id")
     export.add_argument("--out", required=True, help="review folder (page/ for the reviewer, key.json)")
     export.add_argument("--categories", default="S+,S-,M+,M-", help="label categories to review (default: all but N)")
     export.add_argument("--models", help="comma-separated run names to consider (default: all --run)")
@@ -269,7 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser("build-dataset", help="join labels to your images into the dataset the tasks read")
     build.add_argument("--labels", required=True, help="labels, as --gt of `score` takes them (e.g. real, regt=PATH)")
-    build.add_argument("--images", help="folder of ILSVRC2012_val_*.JPEG (omit for the labels-only dataset)")
+    build.add_argument(
+        "--images",
+        help="your validation images: a folder of ILSVRC2012_val_*.JPEG (class subfolders welcome), a dataset "
+        "folder or a Hub dataset id (omit for the labels-only dataset)",
+    )
+    build.add_argument("--labels-only", action="store_true", help="write the labels alone (no pixels; the default)")
     build.add_argument("--out", required=True, help="output folder (parquet shards + README.md card)")
     build.add_argument("--equivalences", default="default", help="for the category column: default, none or a file")
     build.add_argument("--subset", action="store_true", help="build only the labelled images present in --images")

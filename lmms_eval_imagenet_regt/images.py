@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import os
 import re
-from functools import cache
 from pathlib import Path
 
 from .errors import InputError
@@ -50,8 +49,9 @@ class ImageFolder:
     def __init__(self, folder: Path):
         self.name = str(folder)
         self.files: dict[str, Path] = {}
-        for root, _dirs, names in os.walk(folder, followlinks=True):
-            for name in names:
+        for root, folders, names in os.walk(folder, followlinks=True):
+            folders.sort()  # a stable order, so the same folder always reports the same duplicate
+            for name in sorted(names):
                 image_id = image_id_of(name, Path(root) / name)
                 if image_id is None:
                     continue
@@ -64,11 +64,14 @@ class ImageFolder:
     def ids(self) -> frozenset[str]:
         return frozenset(self.files)
 
+    def where(self, image_id: str) -> str:
+        return str(self.files[image_id])
+
     def read(self, image_id: str) -> bytes:
         try:
             return self.files[image_id].read_bytes()
         except OSError as error:
-            raise InputError(self.files[image_id], f"image {image_id} cannot be read: {error.strerror}") from None
+            raise InputError(self.files[image_id], f"cannot be read: {error.strerror}") from None
 
 
 class ImageDataset:
@@ -99,6 +102,9 @@ class ImageDataset:
     def ids(self) -> frozenset[str]:
         return frozenset(self.rows)
 
+    def where(self, image_id: str) -> str:
+        return f"{self.name} row {self.rows[image_id] + 1} ({image_id})"
+
     def read(self, image_id: str) -> bytes:
         image = self.data[self.rows[image_id]]["image"]
         if image.get("bytes"):
@@ -106,17 +112,14 @@ class ImageDataset:
         try:
             return Path(image["path"]).read_bytes()
         except (OSError, TypeError):
-            raise InputError(
-                self.name, f"image {image_id} has no bytes and no readable file", value=image["path"]
-            ) from None
+            raise InputError(self.where(image_id), "has no image bytes and no readable file") from None
 
 
 ImageSource = ImageFolder | ImageDataset
 
 
-@cache
 def open_images(location: str) -> ImageSource:
-    """A folder of JPEGs, a local dataset folder, or a Hub dataset repo id (indexed once per process)."""
+    """A folder of JPEGs, a local dataset folder, or a Hub dataset repo id, indexed now."""
     path = Path(location).expanduser()
     if path.is_dir():
         holds_dataset = any(path.glob("*.parquet")) or any(path.glob("*/*.parquet")) or any(path.glob("*.arrow"))
@@ -126,12 +129,13 @@ def open_images(location: str) -> ImageSource:
     raise InputError(location, "not a folder of validation images, a dataset folder or a Hub dataset repo id")
 
 
-def decode(data: bytes, image_id: str, source: str):
-    """The image as RGB; an undecodable file is named by its id."""
+def load(images: ImageSource, image_id: str):
+    """An image of a source as RGB; one that cannot be read or decoded is named by file or row."""
     from PIL import Image, UnidentifiedImageError
 
+    data = images.read(image_id)
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InputError(source, f"image {image_id} cannot be decoded: {error}") from None
+        raise InputError(images.where(image_id), f"cannot be decoded as an image: {error}") from None

@@ -216,14 +216,16 @@ def test_bad_dataset_rows_are_refused_naming_file_row_and_column(tmp_path, rows,
 @pytest.mark.parametrize(
     ("task", "env", "message"),
     [
-        ("imagenet_real_cw", {}, "IMAGENET_REAL_DATA: task 'imagenet_real_cw' reads its images and labels"),
+        ("imagenet_real_cw", {}, "IMAGENET_REAL_DATA: task 'imagenet_real_cw' needs $IMAGENET_REGT_IMAGES (your"),
+        ("imagenet_regt_cw", {"IMAGENET_REGT_IMAGES": "/x"}, "needs $IMAGENET_REGT_LABELS (the labels: a labels"),
+        ("imagenet_real_cw", {"IMAGENET_REGT_IMAGES": "/no/such"}, "/no/such: not a folder of validation images"),
         ("imagenet_real_cw", {"IMAGENET_REAL_DATA": "/no/such/folder"}, "names a folder that does not exist"),
         ("imagenet_real_mc_imgt_conf", None, "IMAGENET_REGT_CONFUSIONS: confusion-based option sets need"),
         ("imagenet_real_mc_imgt_conf", "missing", "/no/such/confusions.json: no such file"),
     ],
 )
 def test_configuration_errors_come_before_the_model_loads(real_dataset, tmp_path, monkeypatch, task, env, message):
-    for variable in ("IMAGENET_REAL_DATA", "IMAGENET_REGT_CONFUSIONS"):
+    for variable in ("IMAGENET_REAL_DATA", "IMAGENET_REGT_CONFUSIONS", "IMAGENET_REGT_IMAGES", "IMAGENET_REGT_LABELS"):
         monkeypatch.delenv(variable, raising=False)
     if env is None:
         env = {"IMAGENET_REAL_DATA": str(real_dataset)}

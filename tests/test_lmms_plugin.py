@@ -60,13 +60,12 @@ def test_task_files_are_thin_and_state_their_protocol():
 
 
 def test_data_source_placeholder(real_dataset, tmp_path):
-    resolved = resolve_data_source({"task": "t", "dataset_path": "IMAGENET_REAL_DATA"}, str(real_dataset))
+    resolved = resolve_data_source(str(real_dataset))
     assert resolved["dataset_path"] == "parquet"
     assert [p.split("/")[-1] for p in resolved["dataset_kwargs"]["data_files"]["validation"]] == [
         "validation-00000-of-00001.parquet"
     ]
-    hub = resolve_data_source({"dataset_path": "IMAGENET_REGT_DATA"}, "someone/imagenet-regt-joined")
-    assert hub["dataset_path"] == "someone/imagenet-regt-joined"
+    assert resolve_data_source("someone/imagenet-regt-joined") == {"dataset_path": "someone/imagenet-regt-joined"}
     with pytest.raises(InputError, match="without data/validation-"):
         task_labels(str(tmp_path), "IMAGENET_REGT_DATA")
     with pytest.raises(InputError, match=r"IMAGENET_REGT_DATA: names a folder that does not exist"):

@@ -360,11 +360,12 @@ _FILE_READERS = {
 
 
 def load_ground_truth(spec: str | Path) -> GroundTruth:
-    """A ground truth by name or file.
+    """A ground truth by name, file, folder or Hub repo id.
 
-    `imgt` (original labels), `real` (ReaL, timm's copy), `regt` (the file or Hub repo named by
-    $IMAGENET_REGT_LABELS), `FORMAT=PATH` with FORMAT one of regt, real, flaws, shankar, expert, or a bare
-    PATH whose format is recognised from its name and content.
+    `imgt` (original labels), `real` (ReaL, timm's copy), `regt` (the labels named by
+    $IMAGENET_REGT_LABELS), `FORMAT=PATH` with FORMAT one of regt, real, flaws, shankar, expert, a bare
+    PATH whose format is recognised from its name and content (a folder written by `build-dataset`, a
+    label file), or the id of a labels dataset on the Hub (`user/repo`).
     """
     spec = str(spec)
     if spec == "imgt":
@@ -372,12 +373,23 @@ def load_ground_truth(spec: str | Path) -> GroundTruth:
     if spec == "real":
         return read_real_json()
     if spec == "regt":
-        return _load_regt_default()
+        location = os.environ.get(LABELS_ENV)
+        if not location:
+            raise InputError(
+                LABELS_ENV,
+                "the ReGT labels are gated: set IMAGENET_REGT_LABELS to the labels (a labels dataset folder, a "
+                ".jsonl/.parquet file, or the labels dataset's Hub repo id), or pass --gt regt=PATH",
+            )
+        return load_ground_truth(location)
     if spec in FORMATS:
         raise InputError(spec, f"the {spec!r} labels are not shipped with the package: pass {spec}=PATH")
     fmt, _, path = spec.partition("=") if "=" in spec and spec.split("=")[0] in FORMATS else ("", "", spec)
     if not Path(path).exists():
-        raise InputError(path, f"ground truth is not one of {', '.join(NAMED_GROUND_TRUTHS)} nor an existing path")
+        if not fmt and HUB_REPO_ID.fullmatch(path):
+            return _read_regt_path(_hub_labels(path))
+        raise InputError(
+            path, f"ground truth is not one of {', '.join(NAMED_GROUND_TRUTHS)}, an existing path or a Hub repo id"
+        )
     fmt = fmt or _detect_format(Path(path))
     if fmt == "regt":
         return _read_regt_path(Path(path))
@@ -385,26 +397,24 @@ def load_ground_truth(spec: str | Path) -> GroundTruth:
 
 
 def _read_regt_path(path: Path) -> GroundTruth:
-    return read_regt_jsonl(path) if path.suffix == ".jsonl" else read_regt_parquet(path)
+    """A ReGT-format file, or a folder: a dataset written by `build-dataset` (its `labels/` part when it
+    has one, else its `data/` shards) or a folder of parquet shards."""
+    if path.suffix == ".jsonl":
+        return read_regt_jsonl(path)
+    for part in ("labels", "data"):
+        if (path / part).is_dir():
+            return read_regt_parquet(path / part)
+    return read_regt_parquet(path)
 
 
-def _load_regt_default() -> GroundTruth:
-    location = os.environ.get(LABELS_ENV)
-    if not location:
-        raise InputError(
-            LABELS_ENV,
-            "the ReGT labels are gated: set IMAGENET_REGT_LABELS to the labels (a .jsonl/.parquet file, "
-            "the labels dataset folder, or its Hub repo id), or pass --gt regt=PATH",
-        )
-    path = Path(location)
-    if not path.exists() and HUB_REPO_ID.fullmatch(location):
-        from huggingface_hub import snapshot_download
+def _hub_labels(repo_id: str) -> Path:
+    """A labels dataset on the Hub, fetched into the local cache: only its parquet files (no pixels)."""
+    from huggingface_hub import snapshot_download
 
-        # Only the labels' parquet shards: the labels dataset has no pixels, and nothing else is fetched.
-        path = Path(snapshot_download(location, repo_type="dataset", allow_patterns=["*.parquet"]))
-    elif not path.exists():
-        raise InputError(LABELS_ENV, "neither an existing path nor a Hub dataset repo id", value=location)
-    return _read_regt_path(path)
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=["*.parquet", "*/*.parquet"]))
+    except Exception as error:  # offline, gated, unknown: one line, whatever the Hub client raised
+        raise InputError(repo_id, f"cannot fetch the labels dataset from the Hub: {error}") from None
 
 
 def _detect_format(path: Path) -> str:

@@ -33,8 +33,9 @@ from .tasks import TASKS, TaskSpec, versions
 REPORTS: dict[str, dict[str, Any]] = {}
 
 
-def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> list:
-    return [doc["image"].convert("RGB")]
+def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None, *, task: str) -> list:
+    """The image, from the dataset row or read by id from the user's images (never copied)."""
+    return [TASKS[task].load_image(doc)]
 
 
 def _prompt_parts(doc: dict, kwargs: dict | None, task: str) -> tuple[str, str]:
@@ -65,7 +66,7 @@ def doc_to_messages(doc: dict, lmms_eval_specific_kwargs: dict | None = None, *,
     """Chat prompt: the shared class list first, then the image, then the per-image question."""
     prefix, question = _prompt_parts(doc, lmms_eval_specific_kwargs, task)
     content = [{"type": "text", "text": prefix}] if prefix else []
-    content += [{"type": "image", "url": doc["image"].convert("RGB")}, {"type": "text", "text": question}]
+    content += [{"type": "image", "url": TASKS[task].load_image(doc)}, {"type": "text", "text": question}]
     return [{"role": "user", "content": content}]
 
 

@@ -28,12 +28,19 @@ import math
 import os
 import sys
 import traceback
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import NoReturn
 
+from loguru import logger
+from tqdm import tqdm
+
 from ..errors import InputError
-from ..labels.ground_truth import HUB_REPO_ID, GroundTruth, read_regt_parquet
+from ..files import atomic_path
+from ..images import IMAGES_ENV, ImageSource, load, open_images
+from ..labels.ground_truth import HUB_REPO_ID, GroundTruth, load_ground_truth, read_regt_parquet
+from ..protocol.mapping import cache_dir
 from ..protocol.settings import ProtocolConfig
 from ..records import RECORD_KEY
 
@@ -61,54 +68,165 @@ def is_our_task(config: dict) -> bool:
 def prepare_task(name: str, config: dict, model_name: str | None) -> dict:
     """Our task's config, ready for lmms-eval: spec registered, data source resolved, hooks bound.
 
-    Raises InputError for anything the run could not do right: missing or wrong labels, bad settings,
-    an unknown name set or encoder, a missing confusion file.
+    Raises InputError for anything the run could not do right: missing or wrong labels or images, bad
+    settings, an unknown name set or encoder, a missing confusion file.
     """
-    from .tasks import API_MODELS, TASKS, TaskSpec
+    from .tasks import API_MODELS, CLASSIFIER_MODELS, TASKS, TaskSpec
 
-    placeholder = config["dataset_path"]
-    family = DATA_SOURCES[placeholder]
-    location = os.environ.get(placeholder, "").strip()
-    if not location:
+    family = DATA_SOURCES[config["dataset_path"]]
+    metadata = config.get("metadata") or {}
+    data = task_data(name, family, config["dataset_path"], metadata)
+    if data.labels.label_set != family:
         raise InputError(
-            placeholder,
-            f"task {name!r} reads its images and labels from ${placeholder}: set it to a folder written by "
-            "`imagenet-regt build-dataset` or to the Hub repo id you pushed that dataset to",
-        )
-    labels = task_labels(location, placeholder)
-    if labels.label_set != family:
-        raise InputError(
-            location,
-            f"holds the {labels.label_set!r} labels, but task {name!r} scores against {family!r}: "
+            data.labels_location,
+            f"holds the {data.labels.label_set!r} labels, but task {name!r} scores against {family!r}"
             + (
-                f"run the imagenet_{labels.label_set}_* tasks with ${_placeholder_for(labels.label_set)}"
-                if labels.label_set in DATA_SOURCES.values()
-                else f"build a dataset from the {family} labels (imagenet-regt build-dataset --labels {family})"
+                f": run the imagenet_{data.labels.label_set}_* tasks"
+                if data.labels.label_set in DATA_SOURCES.values()
+                else ""
             ),
         )
-    settings = ProtocolConfig.from_metadata(config.get("metadata"), f"task {name}")
+    settings = ProtocolConfig.from_metadata(metadata, f"task {name}", other_keys=DATA_KEYS)
     kwargs = config.get("lmms_eval_specific_kwargs") or {}
     prompts = kwargs.get(model_name) if model_name in kwargs else kwargs.get("default", {})
     spec = TaskSpec(
         name,
         settings,
-        labels,
-        location,
+        data.labels,
+        data.labels_location,
+        images=data.images,
+        image_source=data.recorded,
         model=model_name,
         empty_is_failure=model_name in API_MODELS,
+        answers_are_classes=model_name in CLASSIFIER_MODELS,
         pre_prompt=(prompts or {}).get("pre_prompt", ""),
         post_prompt=(prompts or {}).get("post_prompt", ""),
     )
     if name not in TASKS or TASKS[name].identity != spec.identity:  # else keep its options and mappings
         spec.check()
         TASKS[name] = spec
-    prepared = bind_hooks(resolve_data_source(config, location), name)
-    prepared["metadata"] = {**(config.get("metadata") or {}), "imagenet_regt": TASKS[name].recorded()}
+        for note in data.notes:
+            logger.warning(note)
+    prepared = bind_hooks({**config, **data.dataset}, name)
+    prepared["metadata"] = {**metadata, "imagenet_regt": TASKS[name].recorded()}
     return prepared
 
 
-def _placeholder_for(label_set: str) -> str:
-    return next(key for key, value in DATA_SOURCES.items() if value == label_set)
+#: Task `metadata` keys about the data rather than the protocol (each also an environment variable).
+DATA_KEYS = ("labels", "images", "skip_bad_images")
+#: Where a family's labels are found when no joined dataset is given; ReaL ships with timm.
+LABELS_ENV = {"regt": "IMAGENET_REGT_LABELS", "real": "IMAGENET_REAL_LABELS"}
+DEFAULT_LABELS = {"real": "real"}
+SKIP_ENV = "IMAGENET_REGT_SKIP_BAD_IMAGES"
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """Where a task's labels and images come from, and what lmms-eval must load as its documents."""
+
+    labels: GroundTruth
+    labels_location: str
+    #: the images, read lazily by id; None when a joined dataset carries them in its rows
+    images: ImageSource | None
+    #: `dataset_path` and `dataset_kwargs` for lmms-eval
+    dataset: dict
+    #: what the results record about the images
+    recorded: dict
+    #: what the user should read before the run (fewer images than labels, images skipped)
+    notes: list[str] = field(default_factory=list)
+
+
+def task_data(name: str, family: str, placeholder: str, metadata: dict) -> TaskData:
+    """The task's labels and images: a joined dataset (`$IMAGENET_<SET>_DATA`), or labels from where they are
+    published (`$IMAGENET_<SET>_LABELS`, timm's copy for ReaL) and the user's images (`$IMAGENET_REGT_IMAGES`)
+    joined by image id. Task metadata (`labels:`, `images:`, `skip_bad_images:`) overrides the environment."""
+    joined = os.environ.get(placeholder, "").strip()
+    if joined and not {"labels", "images"} & set(metadata):
+        labels = task_labels(joined, placeholder)
+        return TaskData(labels, joined, None, resolve_data_source(joined), {"location": joined, "found": len(labels)})
+    labels_location = str(
+        metadata.get("labels") or os.environ.get(LABELS_ENV[family], "") or DEFAULT_LABELS.get(family, "")
+    )
+    images_location = str(metadata.get("images") or os.environ.get(IMAGES_ENV, ""))
+    if not labels_location or not images_location:
+        needed = []
+        if not images_location:
+            needed.append(
+                f"${IMAGES_ENV} (your ImageNet validation images: a folder of ILSVRC2012_val_*.JPEG, class "
+                "subfolders welcome; a local dataset folder; or a Hub dataset id such as ILSVRC/imagenet-1k)"
+            )
+        if not labels_location:
+            needed.append(f"${LABELS_ENV[family]} (the labels: a labels dataset folder, a label file or a Hub id)")
+        raise InputError(
+            placeholder,
+            f"task {name!r} needs {' and '.join(needed)}; "
+            f"or set ${placeholder} to a dataset written by `imagenet-regt build-dataset`",
+        )
+    labels = load_labels(labels_location)
+    images = index_images(images_location)
+    present = sorted(set(labels.images) & images.ids())
+    skip = metadata.get("skip_bad_images", os.environ.get(SKIP_ENV, "").lower() in ("1", "true", "yes"))
+    skipped = _unreadable(images, present) if skip else []
+    present = [image_id for image_id in present if image_id not in set(skipped)]
+    if not present:
+        raise InputError(images_location, f"holds none of the {len(labels)} images labelled in {labels_location}")
+    notes = [f"{name}: skipped {len(skipped)} unreadable images: {', '.join(skipped)}"] if skipped else []
+    if len(present) < labels.set_size:
+        notes.append(
+            f"{name}: {len(present)} of the {labels.set_size} labelled images are in {images_location}: evaluating "
+            f"those (coverage {100 * len(present) / labels.set_size:.1f}%, recorded in the results)"
+        )
+    docs = write_docs(labels.subset(present))
+    dataset = {"dataset_path": "parquet", "dataset_kwargs": {"data_files": {"validation": [str(docs)]}}}
+    recorded = {"location": images_location, "found": len(present), "skipped": skipped}
+    return TaskData(labels, labels_location, images, dataset, recorded, notes)
+
+
+@functools.cache
+def load_labels(location: str) -> GroundTruth:
+    """Labels as `--gt` takes them (a name, file, folder or Hub id), read once per process."""
+    return load_ground_truth(location)
+
+
+@functools.cache
+def index_images(location: str) -> ImageSource:
+    """The user's images, indexed once per process (every task of a run reads the same source)."""
+    return open_images(location)
+
+
+def _unreadable(images: ImageSource, ids: list[str]) -> list[str]:
+    """The images that cannot be read or decoded (checked before the run when the user opts to skip them)."""
+    bad = []
+    for image_id in tqdm(ids, desc="Checking images", disable=len(ids) < 2000):
+        try:
+            load(images, image_id)
+        except InputError:
+            bad.append(image_id)
+    return bad
+
+
+def write_docs(labels: GroundTruth) -> Path:
+    """The task's documents (image ids and labels, no pixels) as a parquet file named by its content."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = labels.to_records()
+    table = pa.Table.from_pylist(
+        [{key: row[key] for key in ("image_id", "imgt", "labels", "not_sure")} for row in rows],
+        schema=pa.schema(
+            [
+                ("image_id", pa.string()),
+                ("imgt", pa.int64()),
+                ("labels", pa.list_(pa.int64())),
+                ("not_sure", pa.bool_()),
+            ]
+        ),
+    )
+    path = cache_dir() / "docs" / f"validation-{labels.sha256[:24]}.parquet"
+    if not path.is_file():
+        with atomic_path(path) as temporary:
+            pq.write_table(table, temporary)
+    return path
 
 
 @functools.cache
@@ -146,16 +264,15 @@ def _hub_labels(repo_id: str, placeholder: str) -> GroundTruth:
     return read_regt_parquet(Path(folder) / "labels")
 
 
-def resolve_data_source(config: dict, location: str) -> dict:
-    """The config with its dataset placeholder replaced by the data location."""
+def resolve_data_source(location: str) -> dict:
+    """`dataset_path` and `dataset_kwargs` for a joined dataset: a folder or a Hub repo id."""
     folder = Path(location).expanduser()
     if not folder.is_dir():
-        return {**config, "dataset_path": location}  # a Hub repo id
+        return {"dataset_path": location}  # a Hub repo id
     shards = sorted(str(path.resolve()) for path in (folder / "data").glob("validation-*.parquet"))
     # The parquet builder with explicit files: `datasets` caches a folder by its name and file patterns
     # only, so two builds in folders of the same name would otherwise share one (stale) cache entry.
-    kwargs = {**(config.get("dataset_kwargs") or {}), "data_files": {"validation": shards}}
-    return {**config, "dataset_path": "parquet", "dataset_kwargs": kwargs}
+    return {"dataset_path": "parquet", "dataset_kwargs": {"data_files": {"validation": shards}}}
 
 
 def bind_hooks(config: dict, name: str) -> dict:
@@ -163,7 +280,7 @@ def bind_hooks(config: dict, name: str) -> dict:
     from . import hooks
 
     bound = dict(config)
-    for key in ("doc_to_text", "doc_to_messages", "process_results"):
+    for key in ("doc_to_visual", "doc_to_text", "doc_to_messages", "process_results"):
         if getattr(bound.get(key), "__module__", None) == hooks.__name__:
             bound[key] = functools.partial(bound[key], task=name)
     bound["filter_list"] = [

@@ -13,7 +13,8 @@ from importlib import metadata
 from typing import Any
 
 from ..errors import InputError
-from ..labels.ground_truth import GroundTruth, ImageLabels
+from ..images import ImageSource, load
+from ..labels.ground_truth import GroundTruth, ImageLabels, normalize_image_id
 from ..protocol.answers import Reading, read_answer
 from ..protocol.mapping import Mapped, get_encoder, map_answers
 from ..protocol.options import confusions_path, load_confusions, sample_options
@@ -35,6 +36,8 @@ API_MODELS = frozenset(
         "generation_api",
     }
 )
+#: This plugin's classifiers (baselines): their answer is the index of their top class, read as such.
+CLASSIFIER_MODELS = frozenset({"timm_classifier", "openclip_zeroshot"})
 #: Package versions recorded with every result.
 PACKAGES = ("lmms-eval-imagenet-regt", "lmms-eval", "transformers", "torch", "sentence-transformers", "datasets")
 
@@ -47,9 +50,15 @@ class TaskSpec:
     labels: GroundTruth
     #: how those labels were found (a folder, a file or a Hub id), recorded for re-scoring
     label_source: str
+    #: the images, read lazily by id (None when a joined dataset carries them in its rows)
+    images: ImageSource | None = None
+    #: what the results record about the images: where they were found, how many, which were skipped
+    image_source: dict = field(default_factory=dict)
     model: str | None = None
     #: an empty response is a failed request (API backends), not an unanswered image
     empty_is_failure: bool = False
+    #: the model answers with a class index (this plugin's classifiers), not a name
+    answers_are_classes: bool = False
     pre_prompt: str = ""
     post_prompt: str = ""
     _options: dict[str, list[int]] = field(default_factory=dict, repr=False)
@@ -59,8 +68,16 @@ class TaskSpec:
     @property
     def identity(self) -> tuple:
         """What makes two specs of one task the same (their caches may then be shared)."""
-        labels = (self.label_source, self.labels.sha256)
-        return (self.config, labels, self.model, self.empty_is_failure, self.pre_prompt, self.post_prompt)
+        labels = (self.label_source, self.labels.sha256, self.image_source.get("location"))
+        return (
+            self.config,
+            labels,
+            self.model,
+            self.empty_is_failure,
+            self.answers_are_classes,
+            self.pre_prompt,
+            self.post_prompt,
+        )
 
     @property
     def prompt_hash(self) -> str:
@@ -70,6 +87,12 @@ class TaskSpec:
         if image_id not in self.labels:
             raise InputError(self.label_source, f"task {self.name}: no labels for this image", value=image_id)
         return self.labels[image_id]
+
+    def load_image(self, doc: dict):
+        """The document's image as RGB: from its row (a joined dataset), or read by id from the source."""
+        if "image" in doc:
+            return doc["image"].convert("RGB")
+        return load(self.images, normalize_image_id(doc["image_id"], self.name))
 
     def options(self, image_id: str) -> list[int]:
         """An image's MC options, sampled once per process (prompt and parse use the same list)."""
@@ -84,7 +107,7 @@ class TaskSpec:
     def read(self, raw: str | None, image_id: str) -> Reading:
         """The answer read by the task's rule, with its mapped class when the protocol maps answers."""
         options = self.options(image_id) if self.config.protocol == "mc" else None
-        reading = read_answer(raw, self.config, options, empty_is_failure=self.empty_is_failure)
+        reading = read_answer(raw, self.config, options, **self._reading)
         if reading.needs_mapping:
             with self._lock:
                 if reading.cleaned not in self._mapped:
@@ -95,15 +118,19 @@ class TaskSpec:
 
     def prefetch(self, answers: list[str | None]) -> None:
         """Map all answers that need it in one batch (the filter calls this with a rank's answers)."""
-        if not self.config.maps_answers:
+        if not self.config.maps_answers or self.answers_are_classes:
             return
         texts = []
         for raw in answers:
-            reading = read_answer(raw, self.config, empty_is_failure=self.empty_is_failure)
+            reading = read_answer(raw, self.config, **self._reading)
             if reading.needs_mapping and reading.cleaned not in self._mapped:
                 texts.append(reading.cleaned)
         with self._lock:
             self._map(texts)
+
+    @property
+    def _reading(self) -> dict:
+        return {"empty_is_failure": self.empty_is_failure, "class_indices": self.answers_are_classes}
 
     def _map(self, texts: list[str]) -> None:
         if texts:
@@ -117,7 +144,7 @@ class TaskSpec:
         config.equivalence_set  # noqa: B018
         if config.protocol == "mc" and config.option_set.endswith("conf"):
             load_confusions(confusions_path())
-        if config.maps_answers:
+        if config.maps_answers and not self.answers_are_classes:
             get_encoder(config.encoder)
 
     def recorded(self) -> dict[str, Any]:
@@ -131,8 +158,10 @@ class TaskSpec:
                 "images": self.labels.set_size,
                 "rows": len(self.labels),
             },
+            "image_source": self.image_source,
             "prompt_hash": self.prompt_hash,
             "failed_on_empty_response": self.empty_is_failure,
+            "answers_are_class_indices": self.answers_are_classes,
         }
 
 

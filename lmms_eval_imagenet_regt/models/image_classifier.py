@@ -1,8 +1,9 @@
-"""Shared base of the baseline classifiers: batches of images in, one class name per image out.
+"""Shared base of the baseline classifiers: batches of images in, one class index per image out.
 
-The answer is the top class's name in the task's name set, so the closed-world tasks score these models
-unchanged (an out-of-prompt answer is impossible). Several processes work as for any lmms-eval model:
-each rank takes its shard on its own device.
+The answer is the index of the top class, as text ("657"): the tasks read a classifier's answer as that
+index (never as a name, which two classes may share: "missile" is 657 and 744), so a prediction is scored
+on exactly the class the model chose. Several processes work as for any lmms-eval model: each rank takes
+its shard on its own device.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ import torch
 from lmms_eval.api.instance import Instance
 
 from ..labels.ground_truth import normalize_image_id
-from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from .local_model import LocalModel
 
 
 class ImageClassifierModel(LocalModel):
-    def __init__(
-        self, names: str = DEFAULT_NAME_SET, batch_size: int | str = 32, top5_path: str | None = None, **kwargs
-    ) -> None:
+    def __init__(self, batch_size: int | str = 32, top5_path: str | None = None, **kwargs) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
-        self.vocabulary = ClassVocabulary.load(names)
         # one file per process, so ranks never interleave their lines
         suffix = f".rank{self._rank}" if self._world_size > 1 else ""
         self.top5_path = Path(f"{top5_path}{suffix}") if top5_path else None
@@ -43,7 +40,7 @@ class ImageClassifierModel(LocalModel):
             with torch.inference_mode():
                 scores = self.logits([image for _, image in docs]).float()
             top = scores.topk(5, dim=1)
-            answers += [self.vocabulary.names[int(row[0])] for row in top.indices]
+            answers += [str(int(row[0])) for row in top.indices]
             if self.top5_path:
                 with open(self.top5_path, "a", encoding="utf-8") as handle:
                     for (doc, _), indices, values in zip(docs, top.indices.tolist(), top.values.tolist(), strict=True):

@@ -1,9 +1,9 @@
 """`--model openclip_zeroshot`: any open_clip model as a zero-shot ImageNet classifier.
 
 Model arguments: `model` (open_clip architecture, e.g. ViT-SO400M-14-SigLIP-384), `pretrained` (a tag such
-as `webli`, or a local checkpoint file), `names` (must match the task's name set; default `clean`),
-`templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, or templates joined by `|`),
-`batch_size`, `top5_path` (append each image's top-5 classes and scores as JSONL).
+as `webli`, or a local checkpoint file), `names` (the class names embedded: `clean`, the default, `openai`,
+`wordnet` or a file), `templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, or
+templates joined by `|`), `batch_size`, `top5_path` (append each image's top-5 classes and scores as JSONL).
 
 The class matrix is the one the text-embedding mapping builds (`mapping.class_matrix`, cached on disk),
 from the same model instance that then embeds the images: one matrix product per batch.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from ..lmms.run_facts import record_model_facts
 from ..protocol.mapping import class_matrix, get_encoder
 from .image_classifier import ImageClassifierModel
@@ -29,8 +30,16 @@ def template_set(spec: str) -> tuple[str, ...]:
 
 
 class OpenClipZeroShot(ImageClassifierModel):
-    def __init__(self, model: str = "ViT-B-32", pretrained: str | None = None, templates: str = "openai", **kwargs):
+    def __init__(
+        self,
+        model: str = "ViT-B-32",
+        pretrained: str | None = None,
+        names: str = DEFAULT_NAME_SET,
+        templates: str = "openai",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.vocabulary = ClassVocabulary.load(names)
         self.encoder_name = f"open_clip:{model}:{pretrained}" if pretrained else f"open_clip:{model}"
         self.templates = template_set(templates)
         encoder = get_encoder(self.encoder_name)

@@ -17,8 +17,6 @@ label set the rows were cut from (`labels_sha256`, `labels_count`): what tasks c
 
 from __future__ import annotations
 
-import io
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,14 +28,14 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from ..files import atomic_folder
+from ..images import load, open_images
 from ..labels.categories import image_category
 from ..labels.equivalences import EquivalenceSet
-from ..labels.ground_truth import GroundTruth, load_ground_truth, normalize_image_id, read_regt_parquet
+from ..labels.ground_truth import GroundTruth, load_ground_truth
 from ..labels.vocabulary import wordnet_ids
 from .card import write_card
 
 SPLIT = "validation"
-_IMAGE_FILE = re.compile(r"^ILSVRC2012_val_\d{8}\.jpe?g$", re.IGNORECASE)
 
 
 def features(with_images: bool):
@@ -72,33 +70,6 @@ class BuildReport:
     skipped: list[str] = field(default_factory=list)
 
 
-def _image_files(folder: Path) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise InputError(folder, "image folder does not exist")
-    files: dict[str, Path] = {}
-    for path in sorted(folder.iterdir()):
-        if _IMAGE_FILE.match(path.name):
-            image_id = normalize_image_id(path.stem, path)
-            if image_id in files:
-                raise InputError(path, "duplicate image id in the image folder", value=image_id)
-            files[image_id] = path
-    if not files:
-        raise InputError(folder, "no ILSVRC2012_val_*.JPEG files in the image folder")
-    return files
-
-
-def _checked_bytes(path: Path) -> bytes:
-    from PIL import Image, UnidentifiedImageError
-
-    data = path.read_bytes()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InputError(path, f"image cannot be decoded: {error}") from None
-    return data
-
-
 def build_dataset(
     labels: str,
     out_dir: str | Path,
@@ -118,9 +89,10 @@ def build_dataset(
     source = load_ground_truth(labels)
     out_dir = Path(out_dir)
     eq = EquivalenceSet.load(equivalences)
-    files = _image_files(Path(images)) if images is not None else None
-    ids = sorted(source.images) if files is None else sorted(set(source.images) & set(files))
-    missing = [] if files is None else sorted(set(source.images) - set(files))
+    files = open_images(str(images)) if images is not None else None
+    present = set(files.ids()) if files is not None else set()
+    ids = sorted(source.images) if files is None else sorted(set(source.images) & present)
+    missing = [] if files is None else sorted(set(source.images) - present)
     if missing and not (subset or skip_bad):
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise InputError(
@@ -135,7 +107,7 @@ def build_dataset(
         report.skipped += [f"{image_id}: no image file" for image_id in missing]
     if files is not None:
         report.labelled_without_image = len(source) - len(ids)
-        report.images_without_label = len(set(files) - set(source.images))
+        report.images_without_label = len(present - set(source.images))
 
     def rows(with_images: bool) -> Iterator[dict]:
         for image_id in ids:
@@ -153,7 +125,8 @@ def build_dataset(
             }
             if with_images:
                 try:
-                    row["image"] = {"bytes": _checked_bytes(files[image_id]), "path": files[image_id].name}
+                    load(files, image_id)  # decodes: an undecodable image is named now, not at evaluation
+                    row["image"] = {"bytes": files.read(image_id), "path": f"{image_id}.JPEG"}
                 except InputError as error:
                     if not skip_bad:
                         raise
@@ -166,10 +139,13 @@ def build_dataset(
         if files is not None:
             joined = tqdm(rows(True), total=len(ids), desc="Joining images", unit="image", disable=len(ids) < 2000)
             report.rows = _write_shards(joined, folder / "data", features(True), len(ids), shard_size)
-            _write_shards(rows(False), folder / "labels", features(False), len(ids), len(ids))
+            labels_rows = _write_shards(rows(False), folder / "labels", features(False), len(ids), len(ids))
+            configs = {"default": features(True), "labels": features(False)}
+            counts = {"default": report.rows, "labels": labels_rows}
         else:
-            report.rows = _write_shards(rows(False), folder / "data", features(False), len(ids), shard_size)
-        write_card(folder, truth, report, eq, with_images=files is not None)
+            report.rows = _write_shards(rows(False), folder / "data", features(False), len(ids), len(ids))
+            configs, counts = {"default": features(False)}, {"default": report.rows}
+        write_card(folder, truth, report, eq, configs, counts)
     return report
 
 
@@ -197,12 +173,11 @@ def _write_shards(rows: Iterator[dict], folder: Path, feats, total: int, shard_s
 
 def read_labels(folder: str | Path) -> GroundTruth:
     """The labels of a built dataset folder (labels-only part when present)."""
-    folder = Path(folder)
-    return read_regt_parquet(folder / "labels" if (folder / "labels").is_dir() else folder / "data")
+    return load_ground_truth(f"regt={folder}")
 
 
 def push_to_hub(out_dir: str | Path, repo_id: str, *, private: bool = True, dry_run: bool = False) -> list[str]:
-    """Upload a built dataset folder to a Hub dataset repo (private by default: ImageNet's terms).
+    """Upload a built dataset folder to a Hub dataset repo, private by default and gated (ImageNet's terms).
 
     Returns the files that are (or, with `dry_run`, would be) uploaded, as `path (bytes)`.
     """
@@ -217,4 +192,6 @@ def push_to_hub(out_dir: str | Path, repo_id: str, *, private: bool = True, dry_
     api = HfApi()
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
     api.upload_folder(folder_path=str(out_dir), repo_id=repo_id, repo_type="dataset")
+    # the gating the card promises: access asks for agreement to ImageNet's terms first
+    api.update_repo_settings(repo_id, gated="auto", repo_type="dataset")
     return files

@@ -26,7 +26,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import InputError
-from ..files import atomic_path, load_json, write_text
+from ..files import atomic_path, load_json, write_bytes, write_text
+from ..images import open_images
 from ..labels.categories import LEAF_CATEGORIES, image_category
 from ..labels.equivalences import EquivalenceSet
 from ..labels.ground_truth import GroundTruth, ImageLabels, normalize_image_id, read_regt_jsonl
@@ -108,32 +109,6 @@ def _candidates(labels: ImageLabels, by_run: dict[str, frozenset[int]]) -> dict[
     return sources
 
 
-def _image_bytes(source: Path, wanted: set[str]) -> dict[str, tuple[str, bytes | Path]]:
-    """{image id: (file name, bytes or source path)} from a folder of JPEGs or a joined dataset folder."""
-    if not source.is_dir():
-        raise InputError(source, "not a folder of ILSVRC2012_val_*.JPEG or a joined dataset")
-    shards = sorted(source.rglob("*.parquet"))
-    found: dict[str, tuple[str, bytes | Path]] = {}
-    if shards:
-        import pyarrow.parquet as pq
-
-        for shard in shards:
-            if "image" not in pq.read_schema(shard).names:
-                continue
-            for row in pq.read_table(shard, columns=["image_id", "image"]).to_pylist():
-                if row["image_id"] in wanted:
-                    found[row["image_id"]] = (f"{row['image_id']}.JPEG", row["image"]["bytes"])
-    else:
-        for path in source.iterdir():
-            image_id = path.name.split(".")[0]
-            if image_id in wanted:
-                found[image_id] = (path.name, path)
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise InputError(source, f"{len(missing)} selected images are not there, e.g. {missing[0]}")
-    return found
-
-
 def export_review(
     runs: list[Run],
     truth: GroundTruth,
@@ -165,17 +140,17 @@ def export_review(
     out, shuffle = Path(out), random.Random(seed)
     page = out / "page"
     (page / "images").mkdir(parents=True, exist_ok=True)
-    files = _image_bytes(Path(images), set(selected))
+    files = open_images(str(images))
+    absent = sorted(set(selected) - files.ids())
+    if absent:
+        raise InputError(images, f"{len(absent)} selected images are not there, e.g. {absent[0]}")
     key_images, page_images = {}, []
     for image_id, by_run in tqdm(selected.items(), desc="Exporting images", disable=len(selected) < 500):
         sources = _candidates(truth[image_id], by_run)
         order = sorted(sources)
         shuffle.shuffle(order)
-        name, content = files[image_id]
-        if isinstance(content, Path):
-            shutil.copyfile(content, page / "images" / name)
-        else:
-            (page / "images" / name).write_bytes(content)
+        name = f"{image_id}.JPEG"
+        write_bytes(page / "images" / name, files.read(image_id))
         key_images[image_id] = {
             "category": image_category(truth[image_id], equivalences),
             "labels": sorted(truth[image_id].labels),

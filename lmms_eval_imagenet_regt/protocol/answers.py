@@ -97,12 +97,25 @@ def clean(raw: str | None, *, empty_is_failure: bool = False) -> tuple[str, str 
 
 
 def read_answer(
-    raw: str | None, config: ProtocolConfig, options: list[int] | None = None, *, empty_is_failure: bool = False
+    raw: str | None,
+    config: ProtocolConfig,
+    options: list[int] | None = None,
+    *,
+    empty_is_failure: bool = False,
+    class_indices: bool = False,
 ) -> Reading:
-    """Read one answer by the protocol's rule; total: any string gives a Reading, never an exception."""
+    """Read one answer by the protocol's rule; total: any string gives a Reading, never an exception.
+
+    `class_indices`: the answer is a class index (a classifier's top class), whatever the protocol shows.
+    """
     cleaned, outcome = clean(raw, empty_is_failure=empty_is_failure)
     if outcome:
         return Reading(outcome, cleaned)
+    if class_indices:
+        match = _CLASS_NUMBER.fullmatch(cleaned)
+        classes = (int(match.group(1)),) if match and int(match.group(1)) < 1000 else ()
+        shown = classes and (config.protocol != "mc" or classes[0] in (options or []))
+        return Reading("parsed", cleaned, classes, out_of_prompt=config.protocol != "ow" and not shown)
     if config.protocol == "ow":
         return Reading("mapped", cleaned)
     if config.protocol == "mc":

@@ -59,9 +59,10 @@ class ProtocolConfig:
             raise InputError("templates", "each template needs a '{}' for the class name", value=self.templates)
 
     @classmethod
-    def from_metadata(cls, metadata: dict | None, source: str) -> ProtocolConfig:
-        """The settings a task's YAML `metadata` states (lmms-eval's own keys are skipped)."""
-        settings = {k: v for k, v in (metadata or {}).items() if k not in LMMS_EVAL_METADATA}
+    def from_metadata(cls, metadata: dict | None, source: str, other_keys: tuple[str, ...] = ()) -> ProtocolConfig:
+        """The settings a task's YAML `metadata` states (lmms-eval's own keys and `other_keys` are skipped)."""
+        skipped = (*LMMS_EVAL_METADATA, *other_keys)
+        settings = {k: v for k, v in (metadata or {}).items() if k not in skipped}
         return cls.from_dict(settings, source)
 
     @classmethod
