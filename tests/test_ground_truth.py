@@ -159,7 +159,7 @@ def test_named_ground_truths_need_their_files(monkeypatch):
         load_ground_truth("regt")
     with pytest.raises(InputError, match="shankar=PATH"):
         load_ground_truth("shankar")
-    with pytest.raises(InputError, match="nor an existing path"):
+    with pytest.raises(InputError, match="not one of imgt, real, regt, an existing path or a Hub repo id"):
         load_ground_truth("no/such/file.jsonl")
 
 

@@ -175,7 +175,7 @@ def test_failed_api_requests_are_counted_not_scored(real_dataset, eight_images, 
 def test_regt_tasks_refuse_a_dataset_of_other_labels(real_dataset, tmp_path):
     line = refused(["--tasks", "imagenet_regt_cw"], tmp_path, {"IMAGENET_REGT_DATA": str(real_dataset)})
     assert "holds the 'real' labels, but task 'imagenet_regt_cw' scores against 'regt'" in line
-    assert "run the imagenet_real_* tasks with $IMAGENET_REAL_DATA" in line
+    assert line.endswith("run the imagenet_real_* tasks")
 
 
 def _shard(folder, rows, drop=()):
