@@ -5,12 +5,13 @@ scoring and records → lmms-eval tasks and models → outputs (datasets, submis
 """
 
 from .errors import InputError
+from .intervals import mean_interval
 from .labels.categories import CATEGORIES, image_category
 from .labels.equivalences import EquivalenceSet
 from .labels.ground_truth import GroundTruth, ImageLabels, load_ground_truth, normalize_image_id
 from .labels.vocabulary import ClassVocabulary
 from .predictions import read_predictions, score_file
-from .scoring import ScoreTable, judge, mean_interval, score_predictions
+from .scoring import ScoreTable, judge, score_predictions
 
 __version__ = "0.2.0"
 

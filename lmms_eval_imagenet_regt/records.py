@@ -169,7 +169,7 @@ def score_records(
     if table.images_scored == 0:
         raise InputError(ground_truth.name, "none of the records' images is in the ground truth")
     prefix = ground_truth.label_set
-    metrics = flat_metrics(table, prefix)
+    metrics, intervals = flat_metrics(table, prefix), flat_intervals(table, prefix)
     scored = [r for r in records if r["image_id"] in ground_truth]
     metrics["answer_length"] = sum(len(r["cleaned"]) for r in scored) / len(scored)
     total = table.categories["A"]
@@ -180,8 +180,11 @@ def score_records(
         closed = {r["image_id"]: r["classes"] if r["outcome"] == "parsed" else [] for r in records}
         plain = score_predictions(closed, ground_truth, equivalences, convention)
         metrics.update({f"cw_{k}": v for k, v in flat_metrics(plain, prefix).items() if not k.startswith("count_")})
+        intervals.update({f"cw_{k}": v for k, v in flat_intervals(plain, prefix).items()})
     return {
         "metrics": metrics,
+        "intervals": intervals,
+        "interval_method": interval_method(table),
         "outcomes": {name: dict(score.outcomes) for name, score in table.categories.items()},
         "images": images_block(scored),
         "convention": convention,
@@ -205,8 +208,36 @@ def flat_metrics(table: ScoreTable, prefix: str) -> dict[str, Any]:
     return values
 
 
-def breakdown_table(metrics: dict[str, Any], prefix: str, protocol: str) -> str:
-    """The per-category table of one task, compact (accuracies in %), as a run prints it."""
+def flat_intervals(table: ScoreTable, prefix: str) -> dict[str, list[float]]:
+    """The 95% interval `[low, high]` of every accuracy `flat_metrics` names (Wilson for the categories,
+    the bootstrap for the per-class means), for those that are not None."""
+    values: dict[str, list[float]] = {}
+    for name, interval in (("imgt", table.per_class_interval_imgt), (prefix, table.per_class_interval_labels)):
+        if interval is not None:
+            values[f"per_class_{name}"] = list(interval)
+    keys = {"imgt": "imgt", "labels": prefix, "both": "im_and_re", "oop": "oop"}
+    for name in CATEGORIES:
+        for kind, interval in table.categories[name].intervals.items():
+            values[f"{keys[kind]}_{name}"] = list(interval)
+    return values
+
+
+def interval_method(table: ScoreTable) -> dict[str, Any]:
+    """How the intervals were computed, so that anyone can recompute them."""
+    return {
+        "confidence": table.bootstrap["confidence"],
+        "proportions": "wilson",
+        "per_class_means": "percentile bootstrap over images, stratified by class",
+        "resamples": table.bootstrap["resamples"],
+        "seed": table.bootstrap["seed"],
+    }
+
+
+def breakdown_table(
+    metrics: dict[str, Any], prefix: str, protocol: str, intervals: dict[str, list[float]] | None = None
+) -> str:
+    """The per-category table of one task, compact (accuracies in %, with their 95% intervals when
+    given), as a run prints it."""
     label = {"regt": "ReGT", "real": "ReaL", "imgt": "ImGT"}.get(prefix, prefix)
     columns = [("images", "count_{}"), ("ImGT", "imgt_{}"), (label, prefix + "_{}"), ("Im∩Re", "im_and_re_{}")]
     if protocol != "ow":
@@ -218,7 +249,21 @@ def breakdown_table(metrics: dict[str, Any], prefix: str, protocol: str) -> str:
         cells = []
         for name, key in columns:
             value = metrics.get(key.format(category))
-            cells.append(str(value) if name == "images" else "–" if value is None else f"{100 * value:.2f}")
+            cells.append(
+                str(value) if name == "images" else _with_interval(value, (intervals or {}).get(key.format(category)))
+            )
         lines.append(f"| {category} | " + " | ".join(cells) + " |")
+    per_class = [
+        f"{title} {_with_interval(metrics.get(key), (intervals or {}).get(key))}"
+        for title, key in (("ImGT", "per_class_imgt"), (label, f"per_class_{prefix}"))
+    ]
     shares = ", ".join(f"{o} {100 * metrics[o]:.2f}%" for o in OUTCOMES if metrics.get(o))
+    lines.append("per-class mean: " + ", ".join(per_class))
     return "\n".join(lines + ([f"answers: {shares}"] if shares else []))
+
+
+def _with_interval(value: float | None, interval: list[float] | None) -> str:
+    """`83.38 [81.2, 85.3]`: an accuracy in % and its 95% interval."""
+    if value is None:
+        return "–"
+    return f"{100 * value:.2f}" + (f" [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]" if interval else "")

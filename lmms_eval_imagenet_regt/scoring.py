@@ -9,13 +9,12 @@ Two conventions for images with no label: `regt` counts them correct (the paper)
 
 from __future__ import annotations
 
-import math
-import statistics
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 
 from .errors import InputError
+from .intervals import CONFIDENCE, RESAMPLES, SEED, Interval, per_class_mean_intervals, wilson
 from .labels.categories import CATEGORIES, PARTS, category_of
 from .labels.equivalences import EquivalenceSet
 from .labels.ground_truth import GroundTruth, ImageLabels
@@ -66,6 +65,8 @@ class CategoryScore:
     oop: float | None = None
     #: how many of the category's answers ended in each outcome (parsed, mapped, unanswered, ...)
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: 95% Wilson interval of each accuracy above (imgt, labels, both, oop) that is not None
+    intervals: dict[str, Interval] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ class ScoreTable:
     categories: dict[str, CategoryScore]
     per_class_mean_imgt: float | None
     per_class_mean_labels: float | None
+    #: bootstrap intervals of the two per-class means (None when nothing was scored)
+    per_class_interval_imgt: Interval | None
+    per_class_interval_labels: Interval | None
     #: images in A (scored); images with an empty set are not in A under the `real` convention.
     images_scored: int
     #: scored images with no predicted class (unread, unmapped, empty, truncated or failed answers).
@@ -86,6 +90,8 @@ class ScoreTable:
     #: ground-truth images with no prediction, and predictions for images outside the ground truth.
     missing: int
     outside_ground_truth: int
+    #: how the per-class intervals were drawn (the proportions' intervals are Wilson's, no draws)
+    bootstrap: dict = field(default_factory=lambda: {"resamples": RESAMPLES, "seed": SEED, "confidence": CONFIDENCE})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,6 +116,7 @@ def score_predictions(
     equivalences = equivalences or EquivalenceSet.empty()
     per_category: dict[str, list[tuple[bool, bool, bool, str | None]]] = defaultdict(list)
     per_class: dict[int, list[Judgement]] = defaultdict(list)
+    per_image: list[tuple[str, int, tuple[bool, bool]]] = []
     unanswered = scored = 0
     for image_id, value in predictions.items():
         if image_id not in ground_truth:
@@ -124,12 +131,14 @@ def score_predictions(
             continue
         unanswered += not predicted
         per_class[ground_truth[image_id].imgt].append(verdict)
+        per_image.append((image_id, ground_truth[image_id].imgt, (verdict.imgt, verdict.labels)))
     parts = {**PARTS, "A": PARTS["A"] if convention == "regt" else PARTS["A"][:-1]}
     categories = {}
     for name in CATEGORIES:
         rows = [row for part in parts.get(name, (name,)) for row in per_category[part]]
         excluded = name == "N" and convention == "real"
         categories[name] = _category_score(rows, out_of_prompt is not None, excluded)
+    per_class_intervals = per_class_mean_intervals(per_image) or [None, None]
     return ScoreTable(
         convention=convention,
         ground_truth=ground_truth.name,
@@ -140,6 +149,8 @@ def score_predictions(
         categories=categories,
         per_class_mean_imgt=_mean(_mean([v.imgt for v in rows]) for rows in per_class.values()),
         per_class_mean_labels=_mean(_mean([v.labels for v in rows]) for rows in per_class.values()),
+        per_class_interval_imgt=per_class_intervals[0],
+        per_class_interval_labels=per_class_intervals[1],
         images_scored=categories["A"].count,
         unanswered=unanswered,
         missing=len(ground_truth) - scored,
@@ -157,29 +168,23 @@ def _category_score(rows: list[tuple[bool, bool, bool, str | None]], with_oop: b
     outcomes = dict(Counter(row[3] for row in rows if row[3] is not None))
     if excluded or not rows:
         return CategoryScore(count=len(rows), imgt=None, labels=None, both=None, oop=None, outcomes=outcomes)
+    right = {
+        "imgt": sum(r[0] for r in rows),
+        "labels": sum(r[1] for r in rows),
+        "both": sum(r[0] and r[1] for r in rows),
+        **({"oop": sum(r[2] for r in rows)} if with_oop else {}),
+    }
     return CategoryScore(
         count=len(rows),
-        imgt=_mean(r[0] for r in rows),
-        labels=_mean(r[1] for r in rows),
-        both=_mean(r[0] and r[1] for r in rows),
-        oop=_mean(r[2] for r in rows) if with_oop else None,
+        imgt=right["imgt"] / len(rows),
+        labels=right["labels"] / len(rows),
+        both=right["both"] / len(rows),
+        oop=right["oop"] / len(rows) if with_oop else None,
         outcomes=outcomes,
+        intervals={name: wilson(count, len(rows)) for name, count in right.items()},
     )
 
 
 def _mean(values: Iterable[float]) -> float | None:
     values = list(values)
     return sum(values) / len(values) if values else None
-
-
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and half-width of the t-interval over R repeats: t(1−α/2, R−1)·s/√R, s with ddof = 1.
-
-    This is how the paper reports multiple-choice accuracy over R = 31 option draws.
-    """
-    from scipy.stats import t
-
-    if len(values) < 2:
-        raise InputError("repeats", "a confidence interval needs at least two repeats", value=len(values))
-    half_width = t.ppf(0.5 + confidence / 2, len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return statistics.fmean(values), float(half_width)

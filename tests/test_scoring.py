@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from lmms_eval_imagenet_regt import (
     EquivalenceSet,
@@ -200,14 +201,16 @@ def test_score_command_on_the_1300_images(shared_data, tmp_path):
     assert table["categories"]["A"]["count"] == 1300
     assert table["categories"]["A"]["imgt"] == 1.0
     assert table["categories"]["A"]["labels"] == expected_right / 1300
-    assert table["categories"]["S-"] == {
-        "count": 68,
-        "imgt": 1.0,
-        "labels": 0.0,
-        "both": 0.0,
-        "oop": None,
-        "outcomes": {},
-    }
+    all_right, none_right = (
+        list(stats.binomtest(k, 68).proportion_ci(0.95, method="wilson")) for k in (68, 0)
+    )  # scipy's Wilson interval, independent of the plugin's
+    s_minus = table["categories"]["S-"]
+    intervals = s_minus.pop("intervals")
+    assert intervals.keys() == {"imgt", "labels", "both"}
+    assert [*intervals["imgt"], *intervals["labels"], *intervals["both"]] == pytest.approx(
+        [*all_right, *none_right, *none_right], abs=1e-12
+    )
+    assert s_minus == {"count": 68, "imgt": 1.0, "labels": 0.0, "both": 0.0, "oop": None, "outcomes": {}}
     assert table["label_set"] == "real"
     assert table["missing"] == 50_000 - 1300
 
@@ -225,7 +228,8 @@ def test_score_command_by_name_counts_unmatched_names(tmp_path):
         text=True,
         check=True,
     ).stdout
-    assert "| A | 3 | 33.33 | 33.33 | 33.33 |" in result  # image 1 is a sea snake (65)
+    # image 1 is a sea snake (65); Wilson for 1 of 3 by hand, z = 1.96: (2.92 ± 2.50) / 6.84 = [6.1%, 79.2%]
+    assert "| A | 3 | 33.33 [6.1, 79.2] | 33.33 [6.1, 79.2] | 33.33 [6.1, 79.2] |" in result
     assert "prediction names that matched no class: 1" in result
     assert "unanswered (no class parsed or mapped): 2" in result
     bad = tmp_path / "bad.jsonl"

@@ -144,7 +144,8 @@ def _log_report(spec: TaskSpec, report: dict) -> None:
         f"{spec.name}: {images['scored']} of the {labels['images']} images of label set {labels['set']!r} "
         f"(sha256 {labels['sha256'][:12]}), protocol {spec.config.protocol}"
     )
-    logger.info(f"{title}\n{breakdown_table(report['metrics'], labels['set'], spec.config.protocol)}")
+    table = breakdown_table(report["metrics"], labels["set"], spec.config.protocol, report["intervals"])
+    logger.info(f"{title}\n{table}")
     failed = report["outcomes"]["A"].get("failed", 0)
     if failed:
         logger.warning(

@@ -17,8 +17,8 @@ import yaml
 
 from ..errors import InputError
 from ..files import write_text
+from ..intervals import mean_interval
 from ..lmms.plugin import tasks_dir
-from ..scoring import mean_interval
 from .runs import read_results
 
 #: Metrics summarised over repeats: accuracies and OOP rates (counts and hashes do not vary).
