@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .errors import InputError
+from .intervals import RESAMPLES, SEED
 from .labels.ground_truth import FORMATS, NAMED_GROUND_TRUTHS
 from .labels.vocabulary import BUILTIN_NAME_SETS, DEFAULT_NAME_SET
 from .protocol.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
@@ -143,7 +144,8 @@ def _rescore(args: argparse.Namespace) -> None:
         print(json.dumps(scores, indent=2))
         return
     for name, values in scores.items():
-        print(f"## {name}\n\n{breakdown_table(values['metrics'], values['label_set'], values['protocol'])}\n")
+        table = breakdown_table(values["metrics"], values["label_set"], values["protocol"], values["intervals"])
+        print(f"## {name}\n\n{table}\n")
 
 
 def _mc_repeats(args: argparse.Namespace) -> None:
@@ -158,12 +160,33 @@ def _mc_repeats(args: argparse.Namespace) -> None:
 def _submit(args: argparse.Namespace) -> None:
     from .outputs.submission import write_submissions
 
-    written = write_submissions(
-        args.results, args.out, model_id=args.model_id, revision=args.revision, allow_failed=args.allow_failed
+    written, notes = write_submissions(
+        args.results,
+        args.out,
+        model_id=args.model_id,
+        revision=args.revision,
+        allow_failed=args.allow_failed,
+        benchmark=args.benchmark,
     )
     for path in written:
         print(f"wrote {path}")
-    print(f"wrote {args.out}/.eval_results/ (copy it into the model repo on the Hub)")
+    for note in notes:
+        print(f"no .eval_results: {note}")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    import json
+
+    from .outputs.compare import compare_files, to_markdown
+
+    comparison = compare_files(
+        args.run_a,
+        args.run_b,
+        allow_different_labels=args.allow_different_labels,
+        seed=args.seed,
+        resamples=args.resamples,
+    )
+    print(json.dumps(comparison, indent=2) if args.format == "json" else to_markdown(comparison))
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -305,6 +328,19 @@ def build_parser() -> argparse.ArgumentParser:
     rescore.add_argument("--format", choices=("markdown", "json"), default="markdown")
     rescore.set_defaults(run=_rescore)
 
+    compare = commands.add_parser(
+        "compare", help="is run A really better than run B? paired differences on the images both scored"
+    )
+    compare.add_argument("run_a", help="samples file of run A (lmms-eval <date>_samples_<task>.jsonl)")
+    compare.add_argument("run_b", help="samples file of run B")
+    compare.add_argument(
+        "--allow-different-labels", action="store_true", help="compare runs scored against other labels"
+    )
+    compare.add_argument("--seed", type=int, default=SEED, help="seed of the paired bootstrap (default %(default)s)")
+    compare.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples (default %(default)s)")
+    compare.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    compare.set_defaults(run=_compare)
+
     repeats = commands.add_parser(
         "mc-repeats", help="run an MC task R times with seeds 0..R-1 and report mean ± 95%% t-interval"
     )
@@ -322,6 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--model-id", help="Hub model id (default: pretrained= / model= of the model args)")
     submit.add_argument("--revision", help="model revision or commit (default: revision= of the model args)")
     submit.add_argument("--allow-failed", action="store_true", help="submit even if some requests failed")
+    submit.add_argument(
+        "--benchmark",
+        metavar="REPO",
+        help="the Hub benchmark dataset of the labels, for .eval_results (default: the labels' Hub id, if any)",
+    )
     submit.set_defaults(run=_submit)
 
     check = commands.add_parser("validate", help="check submission files; exit 1 if any is invalid")
