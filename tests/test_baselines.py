@@ -116,7 +116,7 @@ def test_timm_classifier_equals_timm_directly(real_dataset, eight_images, tmp_pa
     # the run gives valid leaderboard submissions that carry the model's weights and preprocessing
     from lmms_eval_imagenet_regt.outputs.submission import validate_file, write_submissions
 
-    written = write_submissions(runs["imagenet_real_cw"]["results_path"].parent, tmp_path / "subs")
+    written, _ = write_submissions(runs["imagenet_real_cw"]["results_path"].parent, tmp_path / "subs")
     submission = validate_file(next(p for p in written if p.name.endswith("imagenet_real_cw.json")))
     info = submission["model"]["info"]
     assert submission["model"]["lmms_eval_model"] == "timm_classifier" and "Normalize(" in info["preprocessing"]

