@@ -189,6 +189,17 @@ def _compare(args: argparse.Namespace) -> None:
     print(json.dumps(comparison, indent=2) if args.format == "json" else to_markdown(comparison))
 
 
+def _confusions(args: argparse.Namespace) -> None:
+    from .outputs.confusions import confusions_from_runs
+
+    summary = confusions_from_runs(args.samples, args.out, args.top5)
+    print(
+        f"wrote {summary['file']}: {summary['confusions']:,} confusions ({summary['source']}) in "
+        f"{summary['pairs']:,} class pairs from {summary['images']:,} images; "
+        f"{summary['classes_with_partners']} classes have partners, {summary['classes_with_3_partners']} three or more"
+    )
+
+
 def _validate(args: argparse.Namespace) -> None:
     from .labels.ground_truth import load_ground_truth
     from .outputs.submission import validate_file, warnings
@@ -340,6 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--resamples", type=int, default=RESAMPLES, help="bootstrap resamples (default %(default)s)")
     compare.add_argument("--format", choices=("markdown", "json"), default="markdown")
     compare.set_defaults(run=_compare)
+
+    confusions = commands.add_parser(
+        "confusions", help="a class-confusion file for the confusion-based MC tasks, from classifier runs"
+    )
+    confusions.add_argument("samples", nargs="+", help="samples files of CW/CW+/OW runs (e.g. timm_classifier)")
+    confusions.add_argument("--out", required=True, help="the confusion file to write (JSON)")
+    confusions.add_argument(
+        "--top5", nargs="+", default=[], help="the runs' top-5 side files (top5_path=): count every wrong class of five"
+    )
+    confusions.set_defaults(run=_confusions)
 
     repeats = commands.add_parser(
         "mc-repeats", help="run an MC task R times with seeds 0..R-1 and report mean ± 95%% t-interval"

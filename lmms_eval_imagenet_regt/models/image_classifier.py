@@ -21,9 +21,18 @@ from .local_model import LocalModel
 class ImageClassifierModel(LocalModel):
     def __init__(self, batch_size: int | str = 32, top5_path: str | None = None, **kwargs) -> None:
         super().__init__(batch_size=batch_size, **kwargs)
-        # one file per process, so ranks never interleave their lines
-        suffix = f".rank{self._rank}" if self._world_size > 1 else ""
-        self.top5_path = Path(f"{top5_path}{suffix}") if top5_path else None
+        self._top5 = top5_path
+        self._top5_started = False
+        if top5_path:
+            Path(top5_path).parent.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def top5_path(self) -> Path | None:
+        """One file per process (`<path>.rank<k>` on several), so ranks never interleave their lines. Read
+        when writing: lmms-eval sets the rank after the model is built, so it is not known in __init__."""
+        if not self._top5:
+            return None
+        return Path(f"{self._top5}.rank{self._rank}" if self._world_size > 1 else self._top5)
 
     def logits(self, images: list) -> torch.Tensor:
         """Batch of PIL images → (batch, 1000) class scores."""
@@ -42,8 +51,10 @@ class ImageClassifierModel(LocalModel):
             top = scores.topk(5, dim=1)
             answers += [str(int(row[0])) for row in top.indices]
             if self.top5_path:
-                with open(self.top5_path, "a", encoding="utf-8") as handle:
+                # this run's file: started afresh, never appended to an earlier run's
+                with open(self.top5_path, "a" if self._top5_started else "w", encoding="utf-8") as handle:
                     for (doc, _), indices, values in zip(docs, top.indices.tolist(), top.values.tolist(), strict=True):
                         record = {"image_id": normalize_image_id(doc["image_id"]), "top5": indices, "scores": values}
                         handle.write(json.dumps(record) + "\n")
+                self._top5_started = True
         return answers

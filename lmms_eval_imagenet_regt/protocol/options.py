@@ -9,11 +9,14 @@ google-research/imagenet-mistakes format `[[wnid_a, wnid_b, count], ...]`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import random
 from collections import defaultdict
 from functools import cache
+from pathlib import Path
 
 from ..errors import InputError
 from ..files import load_json
@@ -61,6 +64,15 @@ def confusions_path() -> str:
             "class_confusion_wnids.json from github.com/google-research/imagenet-mistakes",
         )
     return path
+
+
+def confusions_source() -> dict:
+    """What the results record about the confusion file: its name, the number of classes with partners, and
+    a hash of the partner ranking it gives (what decides the options, whatever the file's layout)."""
+    path = confusions_path()
+    ranked = load_confusions(path)
+    digest = hashlib.sha256(json.dumps(sorted(ranked.items())).encode()).hexdigest()[:16]
+    return {"file": Path(path).name, "ranking_sha256": digest, "classes": len(ranked)}
 
 
 def sample_options(
