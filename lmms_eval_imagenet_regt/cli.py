@@ -148,13 +148,24 @@ def _rescore(args: argparse.Namespace) -> None:
         print(f"## {name}\n\n{table}\n")
 
 
-def _mc_repeats(args: argparse.Namespace) -> None:
+def _repeats(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from .outputs.repeats import run_repeats, to_markdown
 
     summary = run_repeats(args.task, args.repeats, Path(args.out), args.lmms_eval_args, launcher=args.launcher)
     print(to_markdown(summary))
+
+
+def _sensitivity(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from .outputs.repeats import run_sensitivity, sensitivity_markdown
+
+    record = run_sensitivity(
+        args.task, args.orders, args.batch_sizes, Path(args.out), args.lmms_eval_args, launcher=args.launcher
+    )
+    print(sensitivity_markdown(record))
 
 
 def _submit(args: argparse.Namespace) -> None:
@@ -363,15 +374,27 @@ def build_parser() -> argparse.ArgumentParser:
     confusions.set_defaults(run=_confusions)
 
     repeats = commands.add_parser(
-        "mc-repeats", help="run an MC task R times with seeds 0..R-1 and report mean ± 95%% t-interval"
+        "repeats",
+        aliases=["mc-repeats"],
+        help="run a task R times (MC: option seeds; CW/CW+: class orders) and report mean ± 95%% t-interval",
     )
-    repeats.add_argument("task", help="a multiple-choice task, e.g. imagenet_regt_mc_imgt_random")
+    repeats.add_argument("task", help="an MC, CW or CW+ task, e.g. imagenet_regt_mc_imgt_random")
     repeats.add_argument("--repeats", type=int, default=31, help="R (the paper: 31)")
-    repeats.add_argument("--out", required=True, help="folder for the seeded tasks, results and mc_repeats.json")
+    repeats.add_argument("--out", required=True, help="folder for the seeded tasks, results and repeats.json")
     repeats.add_argument("--launcher", help='e.g. "accelerate launch --num_processes 8 -m" (default: python -m)')
     repeats.epilog = "Arguments after a bare -- go to lmms-eval (model, model args, batch size, ...)."
-    repeats.set_defaults(lmms_eval_args=[])
-    repeats.set_defaults(run=_mc_repeats)
+    repeats.set_defaults(lmms_eval_args=[], run=_repeats)
+
+    sensitivity = commands.add_parser(
+        "sensitivity", help="a task over K image orders and several batch sizes: accuracies and their spread"
+    )
+    sensitivity.add_argument("task")
+    sensitivity.add_argument("--orders", type=int, default=3, help="K: id order, then shuffled:1..K-1 (default 3)")
+    sensitivity.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="default: 1 8")
+    sensitivity.add_argument("--out", required=True, help="folder for the task copies, results and sensitivity.json")
+    sensitivity.add_argument("--launcher", help='e.g. "accelerate launch --num_processes 8 -m" (default: python -m)')
+    sensitivity.epilog = "Arguments after a bare -- go to lmms-eval (model, model args, --limit, ...)."
+    sensitivity.set_defaults(lmms_eval_args=[], run=_sensitivity)
 
     submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results file")
     submit.add_argument("results", help="the run's *_results.json, or a folder holding exactly one")
@@ -407,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # everything after a bare `--` goes to lmms-eval untouched (mc-repeats)
+    # everything after a bare `--` goes to lmms-eval untouched (repeats, sensitivity)
     passthrough = argv[argv.index("--") + 1 :] if "--" in argv else []
     args = build_parser().parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if passthrough:

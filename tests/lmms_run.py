@@ -78,3 +78,11 @@ def metric(run: dict, name: str):
 def table_rows(stdout: str, task: str) -> list[str]:
     """The rows lmms-eval printed for a task in its results table."""
     return [line for line in stdout.splitlines() if line.startswith(f"|{task} ") or line.startswith(f"|{task}|")]
+
+
+def regt_cli(*args: object, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m lmms_eval_imagenet_regt ARGS`, as a user runs it; with `check`, a non-zero exit fails."""
+    command = [sys.executable, "-m", "lmms_eval_imagenet_regt", *map(str, args)]
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert not check or done.returncode == 0, done.stderr[-4000:]
+    return done

@@ -13,22 +13,19 @@ M+ (1 image), ImGT: A only 6: +100%, p = 1; ReaL: both right, 0 discordant, p = 
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from lmms_eval_imagenet_regt.outputs.compare import compare_files
+from tests.lmms_run import regt_cli
 from tests.test_e2e_scripted import IDS
 
 pytestmark = pytest.mark.slow
 
 
 def cli(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "lmms_eval_imagenet_regt", *map(str, args)], capture_output=True, text=True
-    )
+    return regt_cli(*args, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ the 1,300 shared images, then the confusion-based option sets read from that fil
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from lmms_eval_imagenet_regt import ClassVocabulary, load_ground_truth
 from lmms_eval_imagenet_regt.labels.vocabulary import wordnet_ids
 from tests.conftest import equivalent_classes, prompt_options, write_answers
-from tests.lmms_run import run_lmms_eval
+from tests.lmms_run import regt_cli, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +31,7 @@ HAND_CHECKED = {
 
 
 def confusions(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "lmms_eval_imagenet_regt", "confusions", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    return regt_cli("confusions", *args).stdout
 
 
 def independent_counts(records: dict, top5: dict | None = None) -> Counter:

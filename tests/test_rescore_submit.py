@@ -6,8 +6,6 @@ Hand values refer to the scripted answers of test_e2e_scripted.py (CW: ImGT 2/8,
 import json
 import math
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from lmms_eval_imagenet_regt.outputs.leaderboard import reference_rows
 from lmms_eval_imagenet_regt.outputs.submission import build_submissions, validate, validate_file
 from tests.browser import ARTIFACTS, browser_context
 from tests.conftest import equivalent_classes, prompt_options, write_answers
-from tests.lmms_run import OFFLINE, run_lmms_eval
+from tests.lmms_run import OFFLINE, regt_cli, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 
@@ -30,14 +28,7 @@ def _wilson(k: int, n: int) -> str:
     return f"[{100 * ci.low:.1f}, {100 * ci.high:.1f}]"
 
 
-def cli(*args, check=True, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "lmms_eval_imagenet_regt", *map(str, args)],
-        capture_output=True,
-        text=True,
-        check=check,
-        env=env,
-    )
+cli = regt_cli
 
 
 def rescore(*args):
@@ -160,7 +151,7 @@ def test_mc_repeats_interval_matches_a_hand_computation(real_dataset, tmp_path):
         right = [prompt_options(s)["A"] == names[labels[s["target"]].imgt] for s in shown]
         per_seed.append(sum(right) / len(right))
     assert len(set(per_seed)) > 1  # the seeds draw different options
-    summary = json.loads((out / "mc_repeats.json").read_text())["metrics"]["imgt_A"]
+    summary = json.loads((out / "repeats.json").read_text())["metrics"]["imgt_A"]
     assert summary["values"] == per_seed
     mean = sum(per_seed) / repeats
     half = stats.t.ppf(0.975, repeats - 1) * np.std(per_seed, ddof=1) / math.sqrt(repeats)

@@ -30,7 +30,7 @@ from lmms_eval_imagenet_regt.labels.ground_truth import load_ground_truth
 from lmms_eval_imagenet_regt.outputs.dataset import build_dataset, read_labels
 from lmms_eval_imagenet_regt.outputs.review import Run, export_review, import_review
 from tests.browser import ARTIFACTS, browser_context
-from tests.lmms_run import run_lmms_eval
+from tests.lmms_run import regt_cli, run_lmms_eval
 
 pytestmark = pytest.mark.slow
 
@@ -75,10 +75,7 @@ def runs(sixteen_image_dataset, tmp_path_factory) -> dict[str, str]:
 
 
 def cli(*args: object, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "lmms_eval_imagenet_regt", "review", *map(str, args)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    assert not check or done.returncode == 0, done.stderr
-    return done
+    return regt_cli("review", *args, check=check)
 
 
 def test_export_selects_the_disagreements_by_hand(runs, parent, sixteen_image_dataset, tmp_path):

@@ -23,6 +23,7 @@ from loguru import logger
 
 from ..labels.ground_truth import normalize_image_id
 from ..protocol.answers import valid_text
+from ..protocol.order import select_rows
 from ..protocol.prompts import prefix_prompt, question_prompt
 from ..records import RECORD_KEY, breakdown_table, make_record, score_records, unique_records
 from ..scoring import judge
@@ -31,6 +32,14 @@ from .tasks import TASKS, TaskSpec, versions
 
 #: The full report of each task scored in this process (rank 0), for the results file.
 REPORTS: dict[str, dict[str, Any]] = {}
+
+
+def process_docs(dataset: Any, *, task: str) -> Any:
+    """The task's documents in the order (and subset) its settings name, before lmms-eval deals them to
+    processes: only the id and label columns are read, the rows are selected lazily."""
+    config = TASKS[task].config
+    rows = select_rows(dataset["image_id"], dataset["imgt"], config.image_order, config.subset)
+    return dataset if rows == list(range(len(dataset))) else dataset.select(rows)
 
 
 def doc_to_visual(doc: dict, lmms_eval_specific_kwargs: dict | None = None, *, task: str) -> list:

@@ -283,6 +283,7 @@ def bind_hooks(config: dict, name: str) -> dict:
     for key in ("doc_to_visual", "doc_to_text", "doc_to_messages", "process_results"):
         if getattr(bound.get(key), "__module__", None) == hooks.__name__:
             bound[key] = functools.partial(bound[key], task=name)
+    bound["process_docs"] = functools.partial(hooks.process_docs, task=name)
     bound["filter_list"] = [
         {
             **ensemble,
@@ -311,6 +312,8 @@ def attach_reports(results: dict) -> None:
         limit = config.get("limit")  # lmms-eval's --limit: a count, or a fraction of the data when below 1
         report["images"]["limit"] = int(limit) if isinstance(limit, float) and limit.is_integer() else limit
         report["images"]["dataset_rows"] = (results.get("n-samples") or {}).get(task, {}).get("original")
+        batch = config.get("batch_size")  # with the recorded image order: what each batch held
+        report["batch_size"] = int(batch) if str(batch).isdigit() else batch
         report["coverage"] = report["images"]["scored"] / report["labels"]["images"]
         _check_headline(task, values, report)
         results.setdefault("imagenet_regt", {})[task] = report

@@ -3,7 +3,8 @@
 Model arguments: `model` (open_clip architecture, e.g. ViT-SO400M-14-SigLIP-384), `pretrained` (a tag such
 as `webli`, or a local checkpoint file), `names` (the class names embedded: `clean`, the default, `openai`,
 `wordnet` or a file), `templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, or
-templates joined by `|`), `batch_size`, `top5_path` (write each image's top-5 classes and scores as JSONL, one file per process).
+templates joined by `|`), `batch_size`, `top5_path` (write each image's top-5 classes and scores as JSONL,
+one file per process).
 
 The class matrix is the one the text-embedding mapping builds (`mapping.class_matrix`, cached on disk),
 from the same model instance that then embeds the images: one matrix product per batch.

@@ -13,6 +13,7 @@ import json
 import string
 from functools import cache
 
+from .order import class_order
 from .settings import ProtocolConfig
 
 OW_EXAMPLES = ("golden retriever", "espresso maker", "red fox", "school bus")
@@ -22,13 +23,14 @@ OW_EXAMPLES = ("golden retriever", "espresso maker", "red fox", "school bus")
 def class_list_prompt(config: ProtocolConfig) -> str:
     """The shared prefix of CW and CW+: instructions and the 1000 classes (built once per setting)."""
     names = config.vocabulary.names
+    order = class_order(config.class_order, len(names))
     if config.label_format == "ids":
-        listing = "\n".join(f"{index}: {name}" for index, name in enumerate(names))
+        listing = "\n".join(f"{index}: {names[index]}" for index in order)
         return (
             "You will classify an image into one of the 1000 categories listed below, each with its number.\n"
             f"{listing}\n"
         )
-    listing = "\n".join(names)
+    listing = "\n".join(names[index] for index in order)
     return f"You will classify an image into one of the 1000 categories listed below, one per line.\n{listing}\n"
 
 

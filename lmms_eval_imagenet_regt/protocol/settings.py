@@ -13,6 +13,7 @@ from ..labels.equivalences import DEFAULT_EQUIVALENCES, EquivalenceSet
 from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
 from .options import DEFAULT_NUM_OPTIONS, OPTION_SETS
+from .order import CLASS_ORDER, IMAGE_ORDER, SUBSET
 
 PROTOCOLS = ("ow", "cw", "cwplus", "mc")
 LABEL_FORMATS = ("names", "ids")
@@ -36,6 +37,10 @@ class ProtocolConfig:
     #: end punctuation and a leading article before matching.
     lenient: bool = False
     equivalences: str = DEFAULT_EQUIVALENCES
+    #: which images, in which order, and the CW class-list order (see protocol/order.py)
+    image_order: str = "id"
+    subset: str = "all"
+    class_order: str = "fixed"
 
     def __post_init__(self) -> None:
         for name, kind in (("protocol", str), ("names", str), ("encoder", str), ("equivalences", str)):
@@ -55,6 +60,15 @@ class ProtocolConfig:
             raise InputError("num_options", "must be between 2 and 26 (letters A–Z)", value=self.num_options)
         if not isinstance(self.lenient, bool):
             raise InputError("lenient", "must be true or false", value=self.lenient)
+        for name, pattern, allowed in (
+            ("image_order", IMAGE_ORDER, "id, by_class or shuffled:SEED"),
+            ("subset", SUBSET, "all or one_per_class:SEED"),
+            ("class_order", CLASS_ORDER, "fixed or shuffled:SEED"),
+        ):
+            if not isinstance(getattr(self, name), str) or not pattern.fullmatch(getattr(self, name)):
+                raise InputError(name, f"must be {allowed}", value=getattr(self, name))
+        if self.class_order != "fixed" and self.protocol not in ("cw", "cwplus"):
+            raise InputError("class_order", "orders the class list of CW and CW+ only", value=self.class_order)
         if not self.templates or not all(isinstance(t, str) and "{}" in t for t in self.templates):
             raise InputError("templates", "each template needs a '{}' for the class name", value=self.templates)
 
