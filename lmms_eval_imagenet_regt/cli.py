@@ -163,7 +163,13 @@ def _sensitivity(args: argparse.Namespace) -> None:
     from .outputs.repeats import run_sensitivity, sensitivity_markdown
 
     record = run_sensitivity(
-        args.task, args.orders, args.batch_sizes, Path(args.out), args.lmms_eval_args, launcher=args.launcher
+        args.task,
+        args.orders,
+        args.batch_sizes,
+        Path(args.out),
+        args.lmms_eval_args,
+        launcher=args.launcher,
+        subset=args.subset,
     )
     print(sensitivity_markdown(record))
 
@@ -391,9 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("task")
     sensitivity.add_argument("--orders", type=int, default=3, help="K: id order, then shuffled:1..K-1 (default 3)")
     sensitivity.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8], help="default: 1 8")
+    sensitivity.add_argument(
+        "--subset", default="all", help="the same images for every run: all (default) or one_per_class:SEED"
+    )
     sensitivity.add_argument("--out", required=True, help="folder for the task copies, results and sensitivity.json")
     sensitivity.add_argument("--launcher", help='e.g. "accelerate launch --num_processes 8 -m" (default: python -m)')
-    sensitivity.epilog = "Arguments after a bare -- go to lmms-eval (model, model args, --limit, ...)."
+    sensitivity.epilog = "Arguments after a bare -- go to lmms-eval (model, model args, ...; not --limit)."
     sensitivity.set_defaults(lmms_eval_args=[], run=_sensitivity)
 
     submit = commands.add_parser("submit", help="write leaderboard submissions from an lmms-eval results file")

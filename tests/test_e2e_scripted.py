@@ -103,7 +103,9 @@ def test_lmms_eval_prints_a_few_headline_rows_and_the_breakdown_once(scripted_ru
     # lmms-eval's averages of the per-image values equal the report (the plugin checks this on every run)
     assert headline(run, "real_A") == metric(run, "real_A") and headline(run, "images") == 8
     assert run["log"].count("imagenet_real_cwplus: 8 of the 50000 images of label set 'real'") == 1
-    assert "| M+ | 1 | 0.00 | 100.00 | 0.00 | 0.00 | 0.00 | 100.00 |" in run["log"]
+    # one image: Wilson by hand (z = 1.96), 0 of 1 → [0, z²/(1+z²)] = [0.0, 79.3], 1 of 1 → [20.7, 100.0]
+    none, one = "0.00 [0.0, 79.3]", "100.00 [20.7, 100.0]"
+    assert f"| M+ | 1 | {none} | {one} | {none} | {none} | {none} | {one} |" in run["log"]
     assert "1 of 8 requests failed" in run["log"]
 
 

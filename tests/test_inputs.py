@@ -304,7 +304,7 @@ def test_the_leaderboard_shows_names_as_plain_text(tmp_path, valid_submission):
     assert "<script>" not in text and "](javascript:" not in text and "&lt;script&gt;" in text
     html = (tmp_path / "board" / "leaderboard.html").read_text()
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    for png in ("imgt_to_regt.png", "accuracy_by_category.png"):
+    for png in ("imgt_to_labels.png", "accuracy_by_category.png"):
         with Image.open(tmp_path / "board" / png) as image:
             assert "$x^2$" in json.loads(image.info["Description"])[-1] or any(
                 "$x^2$" in label for label in json.loads(image.info["Description"])

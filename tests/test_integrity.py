@@ -282,7 +282,9 @@ def test_a_limited_run_records_its_coverage_and_is_never_ranked(real_dataset, sc
     assert "warning: run with --limit 3: 3 images, not a full evaluation" in cli("validate", submission).stdout
     cli("leaderboard", submission, "--out", tmp_path / "board")
     board = (tmp_path / "board" / "leaderboard.md").read_text()
-    assert "| **imagenet\\_regt\\_replay** ‡ | imagenet_real_cw | real | 3 | 66.67 | 66.67 |" in board
+    # partial: no rank; 3 < 30 images: italic; Wilson of 2 of 3 by hand (z = 1.96): 0.5731 ± 0.3654
+    row = "| **imagenet\\_regt\\_replay** ‡ | imagenet_real_cw | real | 3 | 0.0% | – (partial) | "
+    assert row + "_66.67 [20.8, 93.9] n=3_ | _66.67 [20.8, 93.9] n=3_ |" in board
 
 
 # --- 3, 10, 11. reasoning, malformed answers, the paper's CW rule ---------------------------------------

@@ -107,15 +107,28 @@ def run_repeats(task: str, repeats: int, out: Path, lmms_args: list[str], launch
 
 
 def run_sensitivity(
-    task: str, orders: int, batch_sizes: list[int], out: Path, lmms_args: list[str], launcher: str | None = None
+    task: str,
+    orders: int,
+    batch_sizes: list[int],
+    out: Path,
+    lmms_args: list[str],
+    launcher: str | None = None,
+    subset: str = "all",
 ) -> dict:
-    """The task over `orders` image orders and each batch size: every run's headline accuracies with their
-    intervals, and per metric the spread (max − min) over runs (also to `sensitivity.json`)."""
+    """The task over `orders` image orders and each batch size, on the same images (all, or `subset`):
+    every run's headline accuracies with their intervals, and per metric the spread (max − min) over runs
+    (also to `sensitivity.json`)."""
     if orders < 1 or not batch_sizes or min(batch_sizes) < 1:
         raise InputError("sensitivity", "needs at least one order and batch sizes of at least 1")
-    if "--batch_size" in lmms_args:
-        raise InputError("--batch_size", "sensitivity sets the batch size itself (--batch-sizes)")
-    variants = {f"order{k}": {"image_order": "id" if k == 0 else f"shuffled:{k}"} for k in range(orders)}
+    for flag, why in (
+        ("--batch_size", "sensitivity sets the batch size itself (--batch-sizes)"),
+        ("--limit", "takes the first N images of each order, so orders would score different images; use --subset"),
+    ):
+        if any(arg == flag or arg.startswith(f"{flag}=") for arg in lmms_args):
+            raise InputError(flag, why)
+    variants = {
+        f"order{k}": {"image_order": "id" if k == 0 else f"shuffled:{k}", "subset": subset} for k in range(orders)
+    }
     names = write_variants(task, variants, out / "tasks")
     runs = []
     for batch in batch_sizes:
