@@ -373,14 +373,29 @@ def _error(value: float | None, interval: tuple[float, float] | None) -> list[li
     return [[value - interval[0]], [interval[1] - value]]
 
 
-def plot_change(rows: list[Row], path) -> None:
-    """ImGT → labels accuracy per model, one line each with both intervals, sorted by the labels' accuracy
-    (the paper's Figure 3)."""
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(figure, path, title: str, shown: list[Row]) -> None:
+    """Write the figure as PNG, its rows' labels in the metadata (what a reader or a test can check)."""
+    figure.tight_layout()
+    figure.savefig(
+        path, format="png", dpi=120, metadata={"Title": title, "Description": json.dumps([_label(r) for r in shown])}
+    )
+    _pyplot().close(figure)
+
+
+def plot_change(rows: list[Row], path) -> None:
+    """ImGT → labels accuracy per model, one line each with both intervals, sorted by the labels' accuracy
+    (the paper's Figure 3)."""
+    plt = _pyplot()
     styles = _styles(rows)
     shown = sorted((r for r in rows if r.change is not None), key=lambda r: r.values[1])
     figure, axes = plt.subplots(figsize=(9, 1.5 + 0.4 * len(shown)))
@@ -403,24 +418,13 @@ def plot_change(rows: list[Row], path) -> None:
     axes.set_xlabel("accuracy (%)")
     axes.set_title("ImGT (open) → the row's labels (filled); 95% intervals; dashed: the paper's rows", fontsize=9)
     axes.grid(axis="x", alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(
-        path,
-        format="png",
-        dpi=120,
-        metadata={"Title": "ImGT to labels", "Description": json.dumps([_label(r) for r in shown])},
-    )
-    plt.close(figure)
+    _save(figure, path, "ImGT to labels", shown)
 
 
 def plot_categories(rows: list[Row], path) -> None:
     """Accuracy against the row's labels per category (S+, S−, M+, M−) with 95% intervals, one colour per
     model; a category of fewer than MIN_IMAGES images is drawn hollow and faint."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     indices = [COLUMNS.index(c) for c in CATEGORY_COLUMNS]  # the same positions whatever the label set
     styles = _styles(rows)
     shown = [r for r in rows if any(r.values[i] is not None for i in indices)]
@@ -459,14 +463,7 @@ def plot_categories(rows: list[Row], path) -> None:
     )
     axes.grid(alpha=0.3)
     axes.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.tight_layout()
-    figure.savefig(
-        path,
-        format="png",
-        dpi=120,
-        metadata={"Title": "Accuracy by category", "Description": json.dumps([_label(r) for r in shown])},
-    )
-    plt.close(figure)
+    _save(figure, path, "Accuracy by category", shown)
 
 
 def order(rows: list[Row]) -> list[Row]:
