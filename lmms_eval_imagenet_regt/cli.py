@@ -215,6 +215,8 @@ def _confusions(args: argparse.Namespace) -> None:
         f"{summary['pairs']:,} class pairs from {summary['images']:,} images; "
         f"{summary['classes_with_partners']} classes have partners, {summary['classes_with_3_partners']} three or more"
     )
+    if summary["without_class"]:
+        print(f"{summary['without_class']} images had no single predicted class (unanswered, failed, ambiguous)")
 
 
 def _validate(args: argparse.Namespace) -> None:

@@ -68,6 +68,14 @@ def test_confusions_of_a_real_classifier_become_the_mc_distractors(efficientnet_
     assert set(top5) == set(records)
     confusions(samples, "--top5", efficientnet_lite0_run["top5_path"], "--out", tmp_path / "top5.json")
     written = json.loads((tmp_path / "top5.json").read_text())
+    # a top-5 file missing one of the run's images is refused, never mixed with top-1 answers
+    partial = tmp_path / "partial.jsonl"
+    partial.write_text(
+        "".join(line + "\n" for line in efficientnet_lite0_run["top5_path"].read_text().splitlines()[1:])
+    )
+    refused = regt_cli("confusions", samples, "--top5", partial, "--out", tmp_path / "x.json", check=False)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and not (tmp_path / "x.json").exists()
+    assert "holds no top-5 classes for an image of the runs" in refused.stderr
     assert sorted(written, key=lambda r: (-r[2], r[0], r[1])) == as_file_rows(independent_counts(records, top5))
 
     # the confusion-based option sets now draw those classes: replay answers "A" for each of the 8 images

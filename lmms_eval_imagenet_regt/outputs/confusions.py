@@ -20,7 +20,6 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..files import iter_jsonl, write_text
-from ..labels.equivalences import EquivalenceSet
 from ..labels.vocabulary import NUM_CLASSES, wordnet_ids
 from .runs import TaskRun, read_samples
 
@@ -28,13 +27,11 @@ from .runs import TaskRun, read_samples
 CONFUSION_PROTOCOLS = ("cw", "cwplus", "ow")
 
 
-def _predictions(run: TaskRun) -> dict[str, int]:
-    """Top-1 class per image of a run; images without exactly one class (unanswered, ambiguous) are left out."""
+def _check_protocol(run: TaskRun) -> None:
     if run.config.protocol not in CONFUSION_PROTOCOLS:
         raise InputError(
             run.samples_path, f"protocol {run.config.protocol}: MC answers choose among sampled options, not classes"
         )
-    return {record["image_id"]: record["classes"][0] for record in run.records or [] if len(record["classes"]) == 1}
 
 
 def read_top5(path: str | Path) -> dict[str, list[int]]:
@@ -56,28 +53,37 @@ def read_top5(path: str | Path) -> dict[str, list[int]]:
 
 
 def count_confusions(
-    runs: list[TaskRun], top5: dict[str, list[int]] | None = None, equivalences: EquivalenceSet | None = None
-) -> Counter[tuple[int, int]]:
-    """(original label, confused class) → images, over the runs' images (with `top5`: its classes instead
-    of the top-1 for every image it holds). Equivalent classes are the same class, never a confusion."""
+    runs: list[TaskRun], top5: dict[str, list[int]] | None = None
+) -> tuple[Counter[tuple[int, int]], int]:
+    """(original label, confused class) → images, over the runs' images (with `top5`: its five classes
+    instead of the top-1; it must hold every image), and how many images had no single predicted class
+    (unanswered, failed, a name of two classes): counted, never a confusion. Equivalent classes are the
+    same class, never a confusion."""
     counts: Counter[tuple[int, int]] = Counter()
     seen: set[str] = set()
+    without_class = 0
     for run in runs:
-        same = equivalences or run.config.equivalence_set
-        predictions = _predictions(run)
+        _check_protocol(run)
+        same = run.config.equivalence_set
         for record in run.records or []:
             image_id, imgt = record["image_id"], record["imgt"]
             if image_id in seen:
                 raise InputError(run.samples_path, "an image of an earlier run again", value=image_id)
             seen.add(image_id)
-            guesses = (top5 or {}).get(image_id) or ([predictions[image_id]] if image_id in predictions else [])
+            if top5:
+                if image_id not in top5:
+                    raise InputError("--top5", "holds no top-5 classes for an image of the runs", value=image_id)
+                guesses = top5[image_id]
+            elif len(record["classes"]) == 1:
+                guesses = record["classes"]
+            else:
+                without_class += 1
+                continue
             truth = same.expand({imgt})
             for guess in dict.fromkeys(guesses):
                 if guess not in truth:
                     counts[imgt, guess] += 1
-    if top5 and not seen & set(top5):
-        raise InputError("top5", "the top-5 file holds none of the runs' images")
-    return counts
+    return counts, without_class
 
 
 def write_confusions(counts: Counter[tuple[int, int]], out: str | Path) -> Path:
@@ -97,7 +103,7 @@ def confusions_from_runs(samples: list[str | Path], out: str | Path, top5: list[
         for image_id, classes in read_top5(path).items():
             if merged.setdefault(image_id, classes) != classes:
                 raise InputError(path, "an image of an earlier top-5 file with other classes", value=image_id)
-    counts = count_confusions(runs, merged)
+    counts, without_class = count_confusions(runs, merged)
     write_confusions(counts, out)
     partners: dict[int, set[int]] = {}
     for a, b in counts:  # the MC tasks read the pairs both ways
@@ -106,6 +112,7 @@ def confusions_from_runs(samples: list[str | Path], out: str | Path, top5: list[
     return {
         "file": str(out),
         "images": sum(len(run.records or []) for run in runs),
+        "without_class": without_class,
         "pairs": len(counts),
         "confusions": sum(counts.values()),
         "classes_with_partners": len(partners),

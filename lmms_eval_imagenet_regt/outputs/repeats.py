@@ -137,7 +137,9 @@ def run_sensitivity(
         )
         reports = read_results(results).get("imagenet_regt") or {}
         for name in names:
-            report = reports[name]
+            report = reports.get(name)
+            if report is None:
+                raise InputError(results, f"holds no scored {name}: see lmms-eval's output above")
             label_set = report["labels"]["set"]
             metrics = {key: report["metrics"][key] for key in ("imgt_A", f"{label_set}_A")}
             intervals = {key: report["intervals"][key] for key in metrics}
