@@ -3,13 +3,14 @@
 import pytest
 from PIL import Image
 
-from lmms_eval_imagenet_regt import EquivalenceSet, InputError, load_ground_truth
+from lmms_eval_imagenet_regt import ClassVocabulary, EquivalenceSet, InputError, load_ground_truth
 from lmms_eval_imagenet_regt.lmms.hooks import doc_to_messages, doc_to_text
 from lmms_eval_imagenet_regt.lmms.tasks import TASKS, TaskSpec
 from lmms_eval_imagenet_regt.protocol.answers import read_answer, valid_text
 from lmms_eval_imagenet_regt.protocol.options import OPTION_SETS, sample_options
 from lmms_eval_imagenet_regt.protocol.prompts import prompt_hash
 from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig
+from tests.conftest import equivalent_classes
 
 CW, CWPLUS, OW, MC = (ProtocolConfig(protocol=p) for p in ("cw", "cwplus", "ow", "mc"))
 
@@ -168,6 +169,31 @@ def test_random_option_sets_are_reproducible_and_never_offer_a_label_as_distract
         sample_options(r, option_set, 5, 3, equivalences) != sample_options(r, option_set, 5, 4, equivalences)
         for r in real_sample[:5]
     )
+
+
+@pytest.mark.parametrize("option_set", ["imgt_regt_random", "imgt_regt_conf"])
+def test_the_regt_option_is_the_images_own_label_not_its_groups_first_member(option_set, shared_data, monkeypatch):
+    """Image 132 is labelled ImGT 553 (filing cabinet), ReaL {742} (printer); the shipped equivalence set joins
+    742 with 713 (photocopier), the smaller index. The second correct option must read "printer"."""
+    confusions = shared_data / "imagenet_mistakes" / "class_confusion_wnids.json"
+    monkeypatch.setenv("IMAGENET_REGT_CONFUSIONS", str(confusions))
+    truth, equivalences, same = load_ground_truth("real"), EquivalenceSet.load(), equivalent_classes()
+    record = truth["ILSVRC2012_val_00000132"]
+    assert (record.imgt, set(record.labels), same[742]) == (553, {742}, {713, 742})
+    names = [ClassVocabulary.load().names[o] for o in sample_options(record, option_set, 4, 0, equivalences)]
+    assert "filing cabinet" in names and "printer" in names and "photocopier" not in names
+    # every ReaL image whose other label is not the smallest of its group: that label itself is the option
+    shown = 0
+    for number in range(1, 50_001):
+        record = truth[f"ILSVRC2012_val_{number:08d}"]
+        others = {label for label in record.labels if label not in same[record.imgt]}
+        if all(label == min(same[label]) for label in others):
+            continue  # the smallest member is the image's own label: no difference to see
+        offered = sample_options(record, option_set, 4, 0, equivalences)
+        correct = [o for o in offered if any(o in same[label] for label in others)]
+        assert len(correct) == 1 and correct[0] in record.labels, record.image_id
+        shown += 1
+    assert shown == 160
 
 
 def test_confusion_option_sets_use_the_confusion_file(real_sample, shared_data, monkeypatch):

@@ -85,7 +85,7 @@ def sample_options(
     """The options shown for one image, in display order. Same inputs, same options."""
     rng = random.Random(f"{seed}:{record.image_id}:{option_set}:{num_options}")
     excluded = equivalences.expand({record.imgt} | set(record.labels))
-    regt_extra = sorted(equivalences.collapse(record.labels) - equivalences.collapse({record.imgt}))
+    regt_extra = _own_labels_outside(record, equivalences)
     if option_set.startswith("imgt_regt"):
         correct = [record.imgt] + ([rng.choice(regt_extra)] if regt_extra else [])
     elif option_set == "regt_conf":
@@ -102,6 +102,15 @@ def sample_options(
     options = correct + distractors
     rng.shuffle(options)
     return options
+
+
+def _own_labels_outside(record: ImageLabels, equivalences: EquivalenceSet) -> list[int]:
+    """One of the image's own ReGT labels per equivalence group other than its ImGT label's, in group order:
+    the option reads as the image was labelled ("notebook computer"), not as its group's first member."""
+    own: dict[int, int] = {}
+    for label in sorted(record.labels):
+        own.setdefault(equivalences.canonical[label], label)
+    return [own[group] for group in sorted(own) if group != equivalences.canonical[record.imgt]]
 
 
 def _interleave(lists: list[tuple[int, ...]]) -> list[int]:
