@@ -9,7 +9,7 @@ from .errors import InputError
 from .intervals import RESAMPLES, SEED
 from .labels.ground_truth import FORMATS, NAMED_GROUND_TRUTHS
 from .labels.vocabulary import BUILTIN_NAME_SETS, DEFAULT_NAME_SET
-from .protocol.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
+from .protocol.mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, TEMPLATE_SETS
 from .scoring import CONVENTIONS
 
 
@@ -99,7 +99,7 @@ def _map(args: argparse.Namespace) -> None:
     else:
         answers = read_text(args.answers).splitlines()
     vocabulary = ClassVocabulary.load(args.names)
-    mapped = map_answers(answers, args.encoder, vocabulary, args.templates)
+    mapped = map_answers(answers, args.encoder, vocabulary, _templates(args.templates))
     for answer in answers:
         hit = mapped.get(answer)
         print(
@@ -112,6 +112,11 @@ def _map(args: argparse.Namespace) -> None:
                 }
             )
         )
+
+
+def _templates(values: list[str]) -> str | tuple[str, ...]:
+    """`--templates openai` names a set; anything else is the templates themselves."""
+    return values[0] if len(values) == 1 and values[0] in TEMPLATE_SETS else tuple(values)
 
 
 def _rescore(args: argparse.Namespace) -> None:
@@ -128,7 +133,7 @@ def _rescore(args: argparse.Namespace) -> None:
     scores = {}
     for path in args.samples:
         run = read_samples(path)
-        overrides = {"encoder": args.encoder, "templates": tuple(args.templates) if args.templates else None}
+        overrides = {"encoder": args.encoder, "templates": _templates(args.templates) if args.templates else None}
         config = dataclasses.replace(run.config, **{k: v for k, v in overrides.items() if v})
         records = remap(run.records, config) if config != run.config else run.records
         labels = truth or records_ground_truth(records, run.label_set, run.recorded["labels"]["source"])
@@ -344,7 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     mapper.add_argument(
         "--encoder", default=DEFAULT_ENCODER, help="sentence-transformers model or open_clip:MODEL[:TAG]"
     )
-    mapper.add_argument("--templates", nargs="+", default=list(DEFAULT_TEMPLATES), help="class-name templates")
+    mapper.add_argument(
+        "--templates", nargs="+", default=[DEFAULT_TEMPLATES], help=f"{', '.join(TEMPLATE_SETS)} or templates"
+    )
     mapper.add_argument("--names", default=DEFAULT_NAME_SET, help="class name set")
     mapper.set_defaults(run=_map)
 
@@ -354,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     rescore.add_argument("--equivalences", help="default, none or a JSON file (default: the run's)")
     rescore.add_argument("--convention", choices=CONVENTIONS, default="regt")
     rescore.add_argument("--encoder", help="another text encoder for OW/CW+ mapping")
-    rescore.add_argument("--templates", nargs="+", help="other class-name templates for the mapping")
+    rescore.add_argument("--templates", nargs="+", help=f"other templates ({', '.join(TEMPLATE_SETS)} or templates)")
     rescore.add_argument("--format", choices=("markdown", "json"), default="markdown")
     rescore.set_defaults(run=_rescore)
 

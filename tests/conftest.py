@@ -15,6 +15,9 @@ for variable in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"
 # `datasets` caches a local dataset folder by its name: a fresh cache per session, so a folder built by an
 # earlier session under the same temporary name is never read back from it (set before `datasets` loads).
 os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="regt-test-datasets-")
+# Class-embedding caches in one folder per session, set before any fixture runs (session fixtures included),
+# so tests see only caches the session made and the 80-template class matrix is built once, not per user cache.
+os.environ["IMAGENET_REGT_CACHE"] = tempfile.mkdtemp(prefix="regt-test-embeddings-")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("IMAGENET_REGT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -62,12 +65,6 @@ def sixteen_image_dataset(shared_data, tmp_path_factory) -> Path:
     """The joined dataset (ReaL labels) of the first 16 real validation images: 12 S+, 2 M+, 2 S-."""
     images = _first_images(shared_data, tmp_path_factory.mktemp("sixteen-images"), 16)
     return _joined_real_dataset(shared_data, images, tmp_path_factory.mktemp("sixteen-dataset"))
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Class-embedding caches in a per-session folder, so tests see cold and warm caches they made."""
-    monkeypatch.setenv("IMAGENET_REGT_CACHE", str(tmp_path_factory.getbasetemp() / "embedding-cache"))
 
 
 #: Free-text answers for the 8 images (first 8 of the shared set), in image order; see test_e2e_scripted.py.

@@ -2,7 +2,7 @@
 
 Model arguments: `model` (open_clip architecture, e.g. ViT-SO400M-14-SigLIP-384), `pretrained` (a tag such
 as `webli`, or a local checkpoint file), `names` (the class names embedded: `clean`, the default, `openai`,
-`wordnet` or a file), `templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, or
+`wordnet` or a file), `templates` (`openai` = open_clip's 80 ImageNet templates, `simple` = its 7, `one`, or
 templates joined by `|`), `batch_size`, `top5_path` (write each image's top-5 classes and scores as JSONL,
 one file per process).
 
@@ -16,18 +16,8 @@ import torch
 
 from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
 from ..lmms.run_facts import record_model_facts
-from ..protocol.mapping import class_matrix, get_encoder
+from ..protocol.mapping import TEMPLATE_SETS, class_matrix, get_encoder, template_texts
 from .image_classifier import ImageClassifierModel
-
-
-def template_set(spec: str) -> tuple[str, ...]:
-    """`openai`, `simple`, or literal templates joined by `|` (model_args are comma-separated)."""
-    import open_clip
-
-    if spec in ("openai", "simple"):
-        lambdas = open_clip.OPENAI_IMAGENET_TEMPLATES if spec == "openai" else open_clip.SIMPLE_IMAGENET_TEMPLATES
-        return tuple(template("{}") for template in lambdas)
-    return tuple(spec.split("|"))
 
 
 class OpenClipZeroShot(ImageClassifierModel):
@@ -42,7 +32,8 @@ class OpenClipZeroShot(ImageClassifierModel):
         super().__init__(**kwargs)
         self.vocabulary = ClassVocabulary.load(names)
         self.encoder_name = f"open_clip:{model}:{pretrained}" if pretrained else f"open_clip:{model}"
-        self.templates = template_set(templates)
+        # a named set, or templates joined by `|` (model_args are comma-separated)
+        self.templates = template_texts(templates if templates in TEMPLATE_SETS else templates.split("|"))
         encoder = get_encoder(self.encoder_name)
         self.model, self.preprocess = encoder.model.to(self.device), encoder.preprocess
         matrix = class_matrix(self.encoder_name, self.vocabulary, self.templates)

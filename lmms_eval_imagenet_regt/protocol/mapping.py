@@ -28,17 +28,39 @@ from pathlib import Path
 import numpy as np
 from loguru import logger
 
+from ..errors import InputError
 from ..files import atomic_path
 from ..labels.vocabulary import ClassVocabulary
 
 CACHE_ENV = "IMAGENET_REGT_CACHE"
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_TEMPLATES = ("a photo of a {}.",)
+#: Named template sets. `openai`, the default: open_clip's 80 ImageNet templates, CLIP's standard prompt
+#: ensemble and the paper's "mean over multiple prompt templates"; `simple`: open_clip's 7; `one`: the single
+#: template OW and CW+ tasks used up to task version 0.2 (a run with it records `templates: one`).
+TEMPLATE_SETS = ("openai", "simple", "one")
+DEFAULT_TEMPLATES = "openai"
+ONE_TEMPLATE = "a photo of a {}."
 BATCH_SIZE = 256
 #: Rows of a cached class matrix re-encoded on load; a matrix shifted by one row fails on all of them.
 SPOT_CHECK_ROWS = (0, 250, 500, 750, 999)
 #: Show a progress bar for encoding jobs at least this large.
 PROGRESS_FROM = 2000
+
+
+def template_texts(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """The templates of a named set (`TEMPLATE_SETS`), or the given templates, each with a `{}` slot."""
+    if not isinstance(spec, str):
+        if not spec or not all(isinstance(t, str) and "{}" in t for t in spec):
+            raise InputError("templates", "each template needs a '{}' for the class name", value=spec)
+        return tuple(spec)
+    if spec not in TEMPLATE_SETS:
+        raise InputError("templates", f"must be one of {', '.join(TEMPLATE_SETS)} or a list of templates", value=spec)
+    if spec == "one":
+        return (ONE_TEMPLATE,)
+    import open_clip
+
+    lambdas = {"openai": open_clip.OPENAI_IMAGENET_TEMPLATES, "simple": open_clip.SIMPLE_IMAGENET_TEMPLATES}[spec]
+    return tuple(template("{}") for template in lambdas)
 
 
 def cache_dir() -> Path:
@@ -163,8 +185,10 @@ def _class_embeddings(encoder: TextEncoder, names: Sequence[str], templates: Seq
     return (embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)).astype(np.float32)
 
 
-def class_matrix(encoder_name: str, vocabulary: ClassVocabulary, templates: Sequence[str]) -> np.ndarray:
-    """1000 × d class embeddings, from the verified disk cache or built (and cached) now."""
+def class_matrix(encoder_name: str, vocabulary: ClassVocabulary, templates: str | Sequence[str]) -> np.ndarray:
+    """1000 × d class embeddings, from the verified disk cache or built (and cached) now; `templates` is a
+    named set or the templates themselves (see `template_texts`)."""
+    templates = template_texts(templates)
     encoder = get_encoder(encoder_name)
     key = json.dumps([encoder_name, encoder.fingerprint, vocabulary.names, list(templates)])
     path = cache_dir() / f"classes-{hashlib.sha256(key.encode()).hexdigest()[:24]}.npy"
@@ -210,7 +234,7 @@ class Mapped:
 
 
 def map_answers(
-    answers: Iterable[str], encoder_name: str, vocabulary: ClassVocabulary, templates: Sequence[str]
+    answers: Iterable[str], encoder_name: str, vocabulary: ClassVocabulary, templates: str | Sequence[str]
 ) -> dict[str, Mapped]:
     """Nearest class (cosine) for each distinct non-empty answer, encoded once each."""
     unique = sorted({a for a in answers if a.strip()})

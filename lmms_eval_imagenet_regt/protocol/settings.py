@@ -6,12 +6,12 @@ the default below. Unknown keys are an error, so a typo (`encodr:`) never silent
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import InputError
 from ..labels.equivalences import DEFAULT_EQUIVALENCES, EquivalenceSet
 from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
-from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES
+from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, template_texts
 from .options import DEFAULT_NUM_OPTIONS, OPTION_SETS
 from .order import CLASS_ORDER, IMAGE_ORDER, SUBSET
 
@@ -32,7 +32,8 @@ class ProtocolConfig:
     num_options: int = DEFAULT_NUM_OPTIONS
     seed: int = 0
     encoder: str = DEFAULT_ENCODER
-    templates: tuple[str, ...] = field(default=DEFAULT_TEMPLATES)
+    #: a named set (`openai`, `simple`, `one`; see protocol/mapping.py) or the templates themselves
+    templates: str | tuple[str, ...] = DEFAULT_TEMPLATES
     #: off: the paper's closed-world rule (lower-case, trim); on: also drop an "Answer:" prefix, quotes,
     #: end punctuation and a leading article before matching.
     lenient: bool = False
@@ -69,8 +70,7 @@ class ProtocolConfig:
                 raise InputError(name, f"must be {allowed}", value=getattr(self, name))
         if self.class_order != "fixed" and self.protocol not in ("cw", "cwplus"):
             raise InputError("class_order", "orders the class list of CW and CW+ only", value=self.class_order)
-        if not self.templates or not all(isinstance(t, str) and "{}" in t for t in self.templates):
-            raise InputError("templates", "each template needs a '{}' for the class name", value=self.templates)
+        template_texts(self.templates)  # a known set, or templates that each hold a slot
 
     @classmethod
     def from_metadata(cls, metadata: dict | None, source: str, other_keys: tuple[str, ...] = ()) -> ProtocolConfig:
@@ -109,4 +109,5 @@ class ProtocolConfig:
         return self.protocol in ("ow", "cwplus")
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "templates": list(self.templates)}
+        templates = self.templates if isinstance(self.templates, str) else list(self.templates)
+        return {**asdict(self), "templates": templates}
