@@ -51,7 +51,8 @@ def template_texts(spec: str | Sequence[str]) -> tuple[str, ...]:
     """The templates of a named set (`TEMPLATE_SETS`), or the given templates, each with a `{}` slot."""
     if not isinstance(spec, str):
         if not spec or not all(isinstance(t, str) and "{}" in t for t in spec):
-            raise InputError("templates", "each template needs a '{}' for the class name", value=spec)
+            sets = ", ".join(TEMPLATE_SETS)
+            raise InputError("templates", f"name a set ({sets}) or give templates with a '{{}}' slot", value=spec)
         return tuple(spec)
     if spec not in TEMPLATE_SETS:
         raise InputError("templates", f"must be one of {', '.join(TEMPLATE_SETS)} or a list of templates", value=spec)
