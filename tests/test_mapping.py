@@ -200,3 +200,16 @@ def test_the_cache_key_follows_the_encoders_weights(tmp_path, monkeypatch):
             parameter.copy_(original)
         del encoder.__dict__["fingerprint"]
     assert encoder.fingerprint == before
+
+
+def test_reading_settings_with_a_named_template_set_loads_no_model_library():
+    """validate, leaderboard and rescore read settings for every submission: naming `openai` must not import
+    open_clip (and torch with it), which cost 8 s and 800 MiB per leaderboard once."""
+    code = (
+        "import sys\n"
+        "from lmms_eval_imagenet_regt.protocol.settings import ProtocolConfig\n"
+        "ProtocolConfig.from_dict({'protocol': 'ow', 'templates': 'openai'}, 'x')\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'timm') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -47,15 +47,22 @@ SPOT_CHECK_ROWS = (0, 250, 500, 750, 999)
 PROGRESS_FROM = 2000
 
 
+def check_templates(spec: str | Sequence[str]) -> None:
+    """A known set name, or templates that each hold a `{}` slot; checked without loading open_clip (and
+    torch), so reading settings stays cheap for commands that never embed anything."""
+    sets = ", ".join(TEMPLATE_SETS)
+    if isinstance(spec, str):
+        if spec not in TEMPLATE_SETS:
+            raise InputError("templates", f"must be one of {sets} or a list of templates", value=spec)
+    elif not spec or not all(isinstance(t, str) and "{}" in t for t in spec):
+        raise InputError("templates", f"name a set ({sets}) or give templates with a '{{}}' slot", value=spec)
+
+
 def template_texts(spec: str | Sequence[str]) -> tuple[str, ...]:
     """The templates of a named set (`TEMPLATE_SETS`), or the given templates, each with a `{}` slot."""
+    check_templates(spec)
     if not isinstance(spec, str):
-        if not spec or not all(isinstance(t, str) and "{}" in t for t in spec):
-            sets = ", ".join(TEMPLATE_SETS)
-            raise InputError("templates", f"name a set ({sets}) or give templates with a '{{}}' slot", value=spec)
         return tuple(spec)
-    if spec not in TEMPLATE_SETS:
-        raise InputError("templates", f"must be one of {', '.join(TEMPLATE_SETS)} or a list of templates", value=spec)
     if spec == "one":
         return (ONE_TEMPLATE,)
     import open_clip

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from ..errors import InputError
 from ..labels.equivalences import DEFAULT_EQUIVALENCES, EquivalenceSet
 from ..labels.vocabulary import DEFAULT_NAME_SET, ClassVocabulary
-from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, template_texts
+from .mapping import DEFAULT_ENCODER, DEFAULT_TEMPLATES, check_templates
 from .options import DEFAULT_NUM_OPTIONS, OPTION_SETS
 from .order import CLASS_ORDER, IMAGE_ORDER, SUBSET
 
@@ -70,7 +70,7 @@ class ProtocolConfig:
                 raise InputError(name, f"must be {allowed}", value=getattr(self, name))
         if self.class_order != "fixed" and self.protocol not in ("cw", "cwplus"):
             raise InputError("class_order", "orders the class list of CW and CW+ only", value=self.class_order)
-        template_texts(self.templates)  # a known set, or templates that each hold a slot
+        check_templates(self.templates)
 
     @classmethod
     def from_metadata(cls, metadata: dict | None, source: str, other_keys: tuple[str, ...] = ()) -> ProtocolConfig:
