@@ -132,7 +132,7 @@ def score_predictions(
         unanswered += not predicted
         per_class[ground_truth[image_id].imgt].append(verdict)
         per_image.append((image_id, ground_truth[image_id].imgt, (verdict.imgt, verdict.labels)))
-    parts = {**PARTS, "A": PARTS["A"] if convention == "regt" else PARTS["A"][:-1]}
+    parts = category_parts(convention)
     categories = {}
     for name in CATEGORIES:
         rows = [row for part in parts.get(name, (name,)) for row in per_category[part]]
@@ -162,6 +162,11 @@ def _given(values: Mapping[str, object], image_id: str, what: str) -> object:
     if image_id not in values:
         raise InputError(image_id, f"{what} were given but none for this image")
     return values[image_id]
+
+
+def category_parts(convention: str) -> dict[str, tuple[str, ...]]:
+    """The leaf categories each reported category sums; under `real`, A leaves out the no-label images (N)."""
+    return {**PARTS, "A": PARTS["A"] if convention == "regt" else PARTS["A"][:-1]}
 
 
 def _category_score(rows: list[tuple[bool, bool, bool, str | None]], with_oop: bool, excluded: bool) -> CategoryScore:

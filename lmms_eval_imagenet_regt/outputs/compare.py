@@ -15,9 +15,9 @@ from typing import Any
 
 from ..errors import InputError
 from ..intervals import CONFIDENCE, RESAMPLES, SEED, mcnemar_exact, paired_difference_interval
-from ..labels.categories import CATEGORIES, PARTS
-from ..labels.ground_truth import ImageLabels
-from ..scoring import judge
+from ..labels.categories import CATEGORIES
+from ..records import records_ground_truth
+from ..scoring import category_parts, judge
 from .runs import TaskRun, read_samples
 
 
@@ -30,10 +30,10 @@ class _Verdicts:
 
 def _verdicts(run: TaskRun) -> dict[str, _Verdicts]:
     equivalences = run.config.equivalence_set
+    truth = records_ground_truth(run.records or [], run.label_set)
     out = {}
     for record in run.records or []:
-        labels = ImageLabels(record["image_id"], record["imgt"], frozenset(record["labels"]), record["not_sure"])
-        verdict = judge(labels, record["classes"], equivalences)
+        verdict = judge(truth[record["image_id"]], record["classes"], equivalences)
         out[record["image_id"]] = _Verdicts(verdict.category, verdict.imgt, verdict.labels)
     return out
 
@@ -77,7 +77,7 @@ def compare_runs(
     common = sorted(a.keys() & b.keys())
     if not common:
         raise InputError(second.samples_path, f"shares no scored image with {first.samples_path}")
-    parts = {**PARTS, "A": PARTS["A"] if _convention(first) == "regt" else PARTS["A"][:-1]}
+    parts = category_parts(_convention(first))
     if _convention(first) == "real":
         parts["N"] = ()
     categories = {}
